@@ -1,0 +1,105 @@
+"""The ``rag`` command: ``rag ingest``, ``rag ask``, ``rag serve``.
+
+Heavy libraries are imported inside the commands, so ``rag --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from .settings import Settings
+
+EXIT_OK, EXIT_FAILED_FILES, EXIT_ERROR = 0, 1, 2
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", metavar="DIR", help="articles folder (default: $RAG_CORPUS_DIR or corpus/)")
+    parser.add_argument("--store", metavar="DIR", help="index folder (default: $RAG_STORE_DIR or vectorstore/)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Question answering over the articles on Hà Nội's official visits.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="index the corpus (only what changed is embedded)")
+    _store_options(ingest)
+    ingest.add_argument("--rebuild", action="store_true",
+                        help="re-embed everything (needed after changing RAG_EMBEDDING)")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ask = commands.add_parser("ask", help="show the passages that best answer a question")
+    _store_options(ask)
+    ask.add_argument("question")
+    ask.add_argument("-k", "--top-k", type=int, metavar="N", help="how many passages (default: $RAG_TOP_K or 4)")
+
+    serve = commands.add_parser("serve", help="start the chat in the browser")
+    _store_options(serve)
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: 7860)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.load(corpus_dir=args.corpus, store_dir=args.store,
+                             top_k=getattr(args, "top_k", None), host=getattr(args, "host", None),
+                             port=getattr(args, "port", None))
+    from .embeddings import EmbeddingError
+    from .index import StoreError
+
+    try:
+        if args.command == "ingest":
+            return _ingest(settings, rebuild=args.rebuild, progress=not args.quiet)
+        if args.command == "ask":
+            return _ask(settings, args.question)
+        if args.command == "serve":
+            from .ui import serve
+
+            serve(settings)
+            return EXIT_OK
+    except (StoreError, EmbeddingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; the previous index is still in place", file=sys.stderr)
+        return 130
+    return EXIT_ERROR
+
+
+def _ingest(settings: Settings, rebuild: bool, progress: bool) -> int:
+    from .embeddings import make_embeddings
+    from .index import ingest
+
+    report = ingest(settings, make_embeddings(settings), rebuild=rebuild, progress=progress)
+    print(report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILED_FILES
+
+
+def _ask(settings: Settings, question: str) -> int:
+    from .embeddings import make_embeddings
+    from .index import VectorIndex, ensure_index
+
+    embeddings = make_embeddings(settings)
+    ensure_index(settings, embeddings)
+    index = VectorIndex.open(settings, embeddings)
+    try:
+        hits = index.search(question, k=settings.top_k)
+    finally:
+        index.close()
+    if not hits:
+        print("Không tìm thấy đoạn văn nào trong các bài báo.")
+        return EXIT_OK
+    for n, hit in enumerate(hits, start=1):
+        source = " · ".join(x for x in (hit.outlet, hit.date, hit.url) if x)
+        print(f"[{n}] {hit.title}  (điểm {hit.score:.3f})")
+        if source:
+            print(f"    {source}")
+        print(textwrap.indent(textwrap.fill(hit.text, width=100), "    "))
+        print()
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,447 @@
+"""Stage 4: the persisted index (Chroma) and incremental ingestion.
+
+Layout of the store folder::
+
+    vectorstore/
+      CURRENT                 name of the live generation, replaced atomically
+      gen-000007/chroma/      Chroma PersistentClient folder (cosine space)
+      gen-000007/manifest.json  embedder, chunker, and each article's hash and chunk ids
+      .pending-embeddings.sqlite  vectors of an ingest that has not finished (resume journal)
+      .lock                   held by the one ingest that may run at a time
+
+An ingest never writes to the live generation: it copies it, applies the changes to the copy and
+then points ``CURRENT`` at the copy. A crash or ``kill -9`` at any moment leaves the previous
+generation live and intact; vectors already computed wait in the journal, so a re-run resumes
+instead of starting over. Unchanged articles are recognised by their hash and never re-embedded.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .chunking import CHUNKER_VERSION, Chunk, chunk_article
+from .corpus import LoadFailure, load_corpus
+from .settings import Settings
+
+COLLECTION = "passages"
+MANIFEST_FORMAT = 1
+_CURRENT = "CURRENT"
+_JOURNAL = ".pending-embeddings.sqlite"
+_WRITE_BATCH = 1000  # well under Chroma's max batch size
+
+
+class StoreError(RuntimeError):
+    """Base class for index problems the user can act on."""
+
+
+class IndexMissingError(StoreError):
+    pass
+
+
+class IndexMismatchError(StoreError):
+    pass
+
+
+class CorpusMissingError(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage with its article's metadata; ``score`` is cosine similarity."""
+    chunk_id: str
+    doc_id: str
+    text: str
+    title: str
+    score: float
+    position: int = 0
+    url: str = ""
+    outlet: str = ""
+    date: str = ""
+    author: str = ""
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[LoadFailure] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_resumed: int = 0  # taken from the journal of an interrupted ingest
+    chunks_deleted: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    generation: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        lines = [
+            f"Articles: {len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+            f"{len(self.unchanged)} unchanged, {len(self.failed)} failed",
+            f"Passages: {self.chunks_embedded} embedded"
+            + (f" ({self.chunks_resumed} resumed from an interrupted run)" if self.chunks_resumed else "")
+            + f", {self.chunks_deleted} deleted, {self.chunks_total} in the index",
+            f"Time: {self.seconds:.1f} s" + (f" (index {self.generation})" if self.generation else ""),
+        ]
+        lines += [f"FAILED {failure}" for failure in self.failed]
+        lines += [f"ignored (unsupported file type) {path}" for path in self.ignored]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- store folder
+
+
+class Store:
+    """The store folder: which generation is live, its manifest, the ingest lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def current(self) -> Path | None:
+        try:
+            name = (self.root / _CURRENT).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        path = self.root / name
+        return path if (path / "manifest.json").is_file() else None
+
+    def manifest(self) -> dict | None:
+        current = self.current()
+        if current is None:
+            return None
+        return json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+
+    @contextlib.contextmanager
+    def lock(self, log: Callable[[str], None]) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log("Another ingest is running on this store; waiting for it to finish…")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            yield  # the OS releases the lock if this process dies
+
+    def next_generation_name(self) -> str:
+        numbers = [int(p.name[4:]) for p in self.root.glob("gen-*") if p.name[4:].isdigit()]
+        return f"gen-{max(numbers, default=0) + 1:06d}"
+
+    def publish(self, staged: Path, name: str) -> Path:
+        """Make ``staged`` the live generation, atomically."""
+        final = self.root / name
+        os.replace(staged, final)
+        tmp = self.root / f".{_CURRENT}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(name + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.root / _CURRENT)
+        _fsync_dir(self.root)
+        return final
+
+    def remove_stale(self, keep: Iterable[Path]) -> None:
+        """Delete unfinished staging folders and generations older than the ones kept."""
+        keep = {p.resolve() for p in keep if p is not None}
+        for path in list(self.root.glob("gen-*")) + list(self.root.glob(".staging-*")):
+            if path.resolve() not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- resume journal
+
+
+class EmbeddingJournal:
+    """Vectors computed by an ingest that has not been published yet (SQLite, one commit a batch)."""
+
+    def __init__(self, path: Path, embedder: str) -> None:
+        self.path = path
+        self.embedder = embedder
+        self._db = sqlite3.connect(path)
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (embedder TEXT, chunk_id TEXT, "
+                         "vector BLOB, PRIMARY KEY (embedder, chunk_id))")
+
+    def get(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        found = {}
+        for start in range(0, len(chunk_ids), 500):
+            part = chunk_ids[start:start + 500]
+            rows = self._db.execute(
+                f"SELECT chunk_id, vector FROM vectors WHERE embedder = ? AND chunk_id IN "
+                f"({','.join('?' * len(part))})", [self.embedder, *part])
+            found.update({cid: np.frombuffer(blob, dtype=np.float32) for cid, blob in rows})
+        return found
+
+    def put(self, chunk_ids: list[str], vectors: np.ndarray) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(self.embedder, cid, vec.astype(np.float32).tobytes()) for cid, vec in zip(chunk_ids, vectors)])
+
+    def discard(self) -> None:
+        self._db.close()
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# --------------------------------------------------------------------------- chroma helpers
+
+
+def _client(path: Path):
+    try:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise StoreError("The index needs chromadb: pip install chromadb") from exc
+    return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+
+
+def _collection(client, create: bool = False):
+    if create:
+        return client.get_or_create_collection(
+            COLLECTION, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+    return client.get_collection(COLLECTION, embedding_function=None)
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+def _embedder_identity(embeddings) -> dict:
+    return {"name": embeddings.name, "dimension": embeddings.dimension}
+
+
+def _check_embedder(manifest: dict, embeddings, store: Path) -> None:
+    built = manifest["embedder"]
+    if built != _embedder_identity(embeddings):
+        raise IndexMismatchError(
+            f"The index in {store} was built with the embedder '{built['name']}' "
+            f"({built['dimension']} dimensions), but the configured embedder is "
+            f"'{embeddings.name}' ({embeddings.dimension} dimensions). "
+            f"Run `rag ingest --rebuild` to re-embed the corpus with the configured embedder.")
+
+
+def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: bool = True,
+           log: Callable[[str], None] | None = None) -> IngestReport:
+    """Bring the index in ``settings.store_dir`` in line with ``settings.corpus_dir``."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    started = time.perf_counter()
+    store = Store(settings.store_dir)
+    report = IngestReport()
+    with store.lock(log):
+        current = store.current()
+        store.remove_stale(keep=_kept_generations(store, current))
+        old = None if rebuild else store.manifest()
+        if old is not None:
+            _check_embedder(old, embeddings, store.root)
+        old_articles: dict = old["articles"] if old else {}
+
+        if not Path(settings.corpus_dir).is_dir():
+            raise CorpusMissingError(f"Corpus folder not found: {settings.corpus_dir}")
+        loaded = load_corpus(settings.corpus_dir)
+        report.failed, report.ignored = loaded.failures, loaded.ignored
+        chunker = f"{CHUNKER_VERSION}:{settings.chunk_words}"
+
+        new_articles: dict[str, dict] = {}
+        new_chunks: dict[str, Chunk] = {}  # chunks of added or updated articles
+        for article in loaded.articles:
+            digest = f"{article.content_hash()}:{chunker}"
+            previous = old_articles.get(article.doc_id)
+            if previous is not None and previous["hash"] == digest:
+                report.unchanged.append(article.doc_id)
+                new_articles[article.doc_id] = previous
+                continue
+            (report.updated if previous else report.added).append(article.doc_id)
+            chunks = chunk_article(article, settings.chunk_words)
+            new_chunks.update((c.chunk_id, c) for c in chunks)
+            new_articles[article.doc_id] = {"hash": digest, "chunks": [c.chunk_id for c in chunks],
+                                            "source": article.source_path, "title": article.title}
+        # An article whose file failed to load keeps its indexed version: a broken file loses nothing.
+        failed_files = {f.path.split(":", 1)[0] for f in loaded.failures}
+        for doc_id, entry in old_articles.items():
+            if doc_id in new_articles:
+                continue
+            if entry["source"].split(":", 1)[0] in failed_files:
+                new_articles[doc_id] = entry
+            else:
+                report.removed.append(doc_id)
+
+        old_ids = {cid for entry in old_articles.values() for cid in entry["chunks"]}
+        live_ids = {cid for entry in new_articles.values() for cid in entry["chunks"]}
+        report.chunks_total = len(live_ids)
+        if old is not None and not (report.added or report.updated or report.removed):
+            report.generation = current.name if current else ""
+            report.seconds = time.perf_counter() - started
+            return report
+
+        to_embed = [c for cid, c in new_chunks.items() if cid not in old_ids]
+        to_delete = sorted(old_ids - live_ids)
+        to_relabel = [c for cid, c in new_chunks.items() if cid in old_ids]  # same text, new position
+        journal = EmbeddingJournal(store.root / _JOURNAL, embeddings.name)
+        vectors = _embed_with_journal(to_embed, embeddings, journal, settings.embed_batch, progress, log, report)
+
+        log("Writing a new index generation…")
+        name = store.next_generation_name()
+        staged = store.root / f".staging-{name}"
+        if current is not None and old is not None:
+            shutil.copytree(current, staged)
+        else:
+            staged.mkdir(parents=True)
+        client = _client(staged / "chroma")
+        try:
+            collection = _collection(client, create=True)
+            for batch in _batches(to_delete, _WRITE_BATCH):
+                collection.delete(ids=batch)
+            for batch in _batches(to_embed, _WRITE_BATCH):
+                collection.upsert(ids=[c.chunk_id for c in batch],
+                                  embeddings=np.stack([vectors[c.chunk_id] for c in batch]),
+                                  documents=[c.text for c in batch],
+                                  metadatas=[c.metadata() for c in batch])
+            for batch in _batches(to_relabel, _WRITE_BATCH):
+                collection.update(ids=[c.chunk_id for c in batch], metadatas=[c.metadata() for c in batch])
+            count = collection.count()
+        finally:
+            client.close()
+        if count != len(live_ids):
+            raise StoreError(f"Internal error: the new index holds {count} passages, expected {len(live_ids)}")
+        manifest = {"format": MANIFEST_FORMAT, "embedder": _embedder_identity(embeddings),
+                    "chunker": chunker, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "articles": new_articles}
+        (staged / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1),
+                                              encoding="utf-8")
+        published = store.publish(staged, name)
+        journal.discard()
+        store.remove_stale(keep=[published, current])
+        report.chunks_deleted = len(to_delete)
+        report.generation = name
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+def ensure_index(settings: Settings, embeddings, *, refresh: bool = False,
+                 log: Callable[[str], None] | None = None) -> IngestReport | None:
+    """Build the index when it is missing; with ``refresh``, also bring it up to date."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    if not refresh and Store(settings.store_dir).current() is not None:
+        return None
+    if Store(settings.store_dir).current() is None:
+        log(f"No index in {settings.store_dir} yet: building it from {settings.corpus_dir}…")
+    report = ingest(settings, embeddings, log=log)
+    log(report.summary())
+    return report
+
+
+def _kept_generations(store: Store, current: Path | None) -> list[Path]:
+    """The live generation and the one before it (a running app may still have it open)."""
+    if current is None:
+        return []
+    older = sorted((p for p in store.root.glob("gen-*") if p.name < current.name), key=lambda p: p.name)
+    return [current] + older[-1:]
+
+
+def _embed_with_journal(chunks: list[Chunk], embeddings, journal: EmbeddingJournal, batch_size: int,
+                        progress: bool, log: Callable[[str], None], report: IngestReport) -> dict[str, np.ndarray]:
+    try:
+        vectors = journal.get([c.chunk_id for c in chunks])
+        report.chunks_resumed = len(vectors)
+        missing = [c for c in chunks if c.chunk_id not in vectors]
+        report.chunks_embedded = len(chunks)
+        if not missing:
+            return vectors
+        log(f"Embedding {len(missing)} passages with {embeddings.name}"
+            + (f" ({len(vectors)} already done by an interrupted run)" if vectors else "") + "…")
+        from tqdm import tqdm
+
+        with tqdm(total=len(missing), unit="passage", disable=not progress, file=sys.stderr,
+                  mininterval=0.5) as bar:
+            for batch in _batches(missing, batch_size):
+                batch_vectors = np.asarray(embeddings.embed_documents([c.embedding_text() for c in batch]),
+                                           dtype=np.float32)
+                journal.put([c.chunk_id for c in batch], batch_vectors)
+                vectors.update(zip((c.chunk_id for c in batch), batch_vectors))
+                bar.update(len(batch))
+        return vectors
+    finally:
+        journal.close()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class VectorIndex:
+    """The live generation, opened for search."""
+
+    def __init__(self, path: Path, manifest: dict, embeddings) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.embeddings = embeddings
+        self._client = _client(path / "chroma")
+        self._collection = _collection(self._client)
+
+    @classmethod
+    def open(cls, settings: Settings, embeddings) -> "VectorIndex":
+        store = Store(settings.store_dir)
+        current = store.current()
+        if current is None:
+            raise IndexMissingError(f"No index in {store.root}. Run `rag ingest` to build it from "
+                                    f"{settings.corpus_dir}.")
+        manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+        _check_embedder(manifest, embeddings, store.root)
+        return cls(current, manifest, embeddings)
+
+    def __len__(self) -> int:
+        return self._collection.count()
+
+    def search(self, query: str, k: int = 4, where: dict | None = None) -> list[Hit]:
+        if not query.strip() or len(self) == 0:
+            return []
+        vector = self.embeddings.embed_query(query)
+        result = self._collection.query(query_embeddings=[vector], n_results=min(k, len(self)), where=where,
+                                        include=["documents", "metadatas", "distances"])
+        hits = []
+        for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0],
+                                                  result["metadatas"][0], result["distances"][0]):
+            hits.append(Hit(chunk_id=chunk_id, doc_id=meta["doc_id"], text=text, title=meta["title"],
+                            score=1.0 - float(distance), position=int(meta.get("position", 0)),
+                            url=meta.get("url", ""), outlet=meta.get("outlet", ""),
+                            date=meta.get("date", ""), author=meta.get("author", "")))
+        return hits
+
+    def as_vectorstore(self):
+        """The same collection as a LangChain ``VectorStore`` (for retrievers and chains)."""
+        from langchain_chroma import Chroma
+
+        return Chroma(client=self._client, collection_name=COLLECTION, embedding_function=self.embeddings,
+                      create_collection_if_not_exists=False)
+
+    def close(self) -> None:
+        self._client.close()

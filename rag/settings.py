@@ -1,0 +1,70 @@
+"""One settings object, built once from ``RAG_*`` environment variables and CLI flags.
+
+Nothing here runs at import time: call :meth:`Settings.load` in an entry point and pass the
+result down. CLI flags win over the environment, the environment wins over the defaults.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_EMBEDDING = "e5-small-q4"
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Folder of articles (``.txt``, ``.md``, ``.jsonl``) to index. ``RAG_CORPUS_DIR``.
+    corpus_dir: Path = Path("corpus")
+    #: Folder that holds the persisted index (Chroma + manifest). ``RAG_STORE_DIR``.
+    store_dir: Path = Path("vectorstore")
+    #: Embedder: ``e5-small-q4`` (bundled, offline) or ``sentence-transformers:<name-or-path>``.
+    #: ``RAG_EMBEDDING``.
+    embedding: str = DEFAULT_EMBEDDING
+    #: Prefixes for the sentence-transformers backend (e5-style models want
+    #: ``query: `` / ``passage: ``). ``RAG_QUERY_PREFIX`` / ``RAG_PASSAGE_PREFIX``.
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    #: Largest passage, in words (Vietnamese syllables). ``RAG_CHUNK_WORDS``.
+    chunk_words: int = 110
+    #: Passages returned by a search. ``RAG_TOP_K``.
+    top_k: int = 4
+    #: Where the chat listens. ``RAG_HOST`` / ``RAG_PORT``; loopback unless asked otherwise.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    #: Chunks embedded per call while ingesting. ``RAG_EMBED_BATCH``.
+    embed_batch: int = 16
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Defaults < ``RAG_*`` variables < ``overrides`` (CLI flags; ``None`` means not given)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(f"RAG_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, f.default, raw)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = _convert(name, getattr(cls, name), value)
+        return cls(**values)
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def _convert(name: str, default, raw):
+    try:
+        if isinstance(default, Path):
+            return Path(raw).expanduser()
+        if isinstance(default, bool):
+            return str(raw).lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            value = int(raw)
+            if value <= 0:
+                raise ValueError
+            return value
+    except ValueError:
+        raise SystemExit(f"Invalid value for {name} (RAG_{name.upper()}): {raw!r}") from None
+    return raw
