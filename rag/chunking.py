@@ -1,9 +1,10 @@
 """Stage 2: split an :class:`Article` into sentence-aware passages (:class:`Chunk`).
 
-Passages hold a few whole sentences (at most ``max_words`` words; multilingual-e5-small reads
-512 tokens, a Vietnamese syllable is about 1.5 of its tokens, so the default stays far below) and
-repeat the previous passage's last sentence, so a fact split across a boundary is still found
-whole. A sentence is only cut when it alone is longer than a passage.
+Passages hold whole sentences, packed up to a target size in words (Vietnamese syllables; one is
+about 1.2 multilingual-e5-small tokens), and repeat the previous passage's last sentence, so a
+fact split across a boundary is still found whole. News sentences are long (often 80-100 words),
+so the target is soft: a passage may exceed it to keep sentences whole, up to ``MAX_WORDS``,
+far below the model's 512 tokens. Only a sentence longer than that is cut, at clause marks.
 
 Chunk ids are derived from the article id and the passage text: re-ingesting unchanged text gives
 the same ids, and an edit changes only the ids of the passages it touches.
@@ -18,6 +19,8 @@ from .text import split_sentences, words
 
 # Bump when the chunking rules change, so ingestion re-chunks every article.
 CHUNKER_VERSION = "1"
+# Hard cap for one passage, in words: about 350 e5 tokens, safely under the model's 512.
+MAX_WORDS = 300
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,12 @@ class Chunk:
         return meta
 
 
-def chunk_article(article: Article, max_words: int = 110) -> list[Chunk]:
+def chunk_article(article: Article, target_words: int = 80) -> list[Chunk]:
     pieces: list[str] = []
     for paragraph in article.paragraphs:
         for sentence in split_sentences(paragraph):
-            pieces.extend(_split_long(sentence, max_words))
-    texts = _pack(pieces, max_words)
+            pieces.extend(_split_long(sentence, MAX_WORDS))
+    texts = _pack(pieces, target_words, MAX_WORDS)
     chunks, seen = [], set()
     for position, text in enumerate(texts):
         # The id covers what is embedded (title + text), so a new title means new vectors.
@@ -64,36 +67,37 @@ def chunk_article(article: Article, max_words: int = 110) -> list[Chunk]:
     return chunks
 
 
-def _pack(sentences: list[str], max_words: int) -> list[str]:
-    """Greedy packing of whole sentences, each passage starting with its predecessor's last."""
+def _pack(sentences: list[str], target: int, limit: int) -> list[str]:
+    """Greedy packing of whole sentences up to ``target`` words; each passage after the first
+    starts with its predecessor's last sentence, unless that would pass ``limit``."""
     passages: list[str] = []
     current: list[str] = []
-    size = 0
+    size = fresh = 0  # fresh: sentences not carried over from the previous passage
     for sentence in sentences:
         n = len(words(sentence))
-        if current and size + n > max_words:
+        if fresh and size + n > target:
             passages.append(" ".join(current))
             overlap = current[-1]
             overlap_size = len(words(overlap))
-            # Keep the overlap only when it leaves room for the new sentence.
-            current, size = ([overlap], overlap_size) if overlap_size + n <= max_words else ([], 0)
+            current, size = ([overlap], overlap_size) if overlap_size + n <= limit else ([], 0)
+            fresh = 0
         current.append(sentence)
         size += n
-    if current:
+        fresh += 1
+    if fresh:
         passages.append(" ".join(current))
     return passages
 
 
-def _split_long(sentence: str, max_words: int) -> list[str]:
-    """A sentence longer than a passage is cut at clause marks, else between words."""
-    tokens = sentence.split()
-    if len(words(sentence)) <= max_words:
+def _split_long(sentence: str, limit: int) -> list[str]:
+    """A sentence longer than ``limit`` words is cut at clause marks, else between words."""
+    if len(words(sentence)) <= limit:
         return [sentence]
     parts, current = [], []
-    for token in tokens:
+    for token in sentence.split():
         current.append(token)
         at_clause = token.endswith((",", ";", ":"))
-        if len(current) >= max_words or (at_clause and len(current) >= max_words * 2 // 3):
+        if len(current) >= limit or (at_clause and len(current) >= limit * 2 // 3):
             parts.append(" ".join(current))
             current = []
     if current:

@@ -397,6 +397,12 @@ def _embed_with_journal(chunks: list[Chunk], embeddings, journal: EmbeddingJourn
 # --------------------------------------------------------------------------- reading
 
 
+def _hit(chunk_id: str, text: str, meta: dict, score: float) -> Hit:
+    return Hit(chunk_id=chunk_id, doc_id=meta["doc_id"], text=text, title=meta["title"], score=score,
+               position=int(meta.get("position", 0)), url=meta.get("url", ""), outlet=meta.get("outlet", ""),
+               date=meta.get("date", ""), author=meta.get("author", ""))
+
+
 class VectorIndex:
     """The live generation, opened for search."""
 
@@ -427,14 +433,16 @@ class VectorIndex:
         vector = self.embeddings.embed_query(query)
         result = self._collection.query(query_embeddings=[vector], n_results=min(k, len(self)), where=where,
                                         include=["documents", "metadatas", "distances"])
-        hits = []
-        for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0],
-                                                  result["metadatas"][0], result["distances"][0]):
-            hits.append(Hit(chunk_id=chunk_id, doc_id=meta["doc_id"], text=text, title=meta["title"],
-                            score=1.0 - float(distance), position=int(meta.get("position", 0)),
-                            url=meta.get("url", ""), outlet=meta.get("outlet", ""),
-                            date=meta.get("date", ""), author=meta.get("author", "")))
-        return hits
+        return [_hit(chunk_id, text, meta, 1.0 - float(distance))
+                for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0],
+                                                          result["metadatas"][0], result["distances"][0])]
+
+    def passages(self, where: dict | None = None) -> list[Hit]:
+        """Stored passages (all, or those matching a Chroma ``where``), in article order."""
+        result = self._collection.get(where=where, include=["documents", "metadatas"])
+        hits = [_hit(cid, text, meta, 0.0)
+                for cid, text, meta in zip(result["ids"], result["documents"], result["metadatas"])]
+        return sorted(hits, key=lambda h: (h.doc_id, h.position))
 
     def as_vectorstore(self):
         """The same collection as a LangChain ``VectorStore`` (for retrievers and chains)."""

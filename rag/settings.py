@@ -26,8 +26,9 @@ class Settings:
     #: ``query: `` / ``passage: ``). ``RAG_QUERY_PREFIX`` / ``RAG_PASSAGE_PREFIX``.
     query_prefix: str = ""
     passage_prefix: str = ""
-    #: Largest passage, in words (Vietnamese syllables). ``RAG_CHUNK_WORDS``.
-    chunk_words: int = 110
+    #: Target passage size in words (Vietnamese syllables); sentences are never cut to meet it.
+    #: ``RAG_CHUNK_WORDS``.
+    chunk_words: int = 80
     #: Passages returned by a search. ``RAG_TOP_K``.
     top_k: int = 4
     #: Where the chat listens. ``RAG_HOST`` / ``RAG_PORT``; loopback unless asked otherwise.

