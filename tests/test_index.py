@@ -52,8 +52,8 @@ def test_ingest_builds_a_searchable_index_and_reingest_embeds_nothing(corpus, se
         index.close()
 
 
-def test_editing_one_article_replaces_only_its_changed_passages(corpus, settings, e5):
-    ingest(settings, e5, **QUIET)
+def test_editing_one_article_replaces_only_its_changed_passages(corpus, indexed, e5):
+    settings = indexed
     before = _ids_by_doc(settings, e5)
     path = corpus / f"{CUBA}.txt"
     path.write_text(path.read_text(encoding="utf-8").replace("2000 tấn gạo", "3000 tấn gạo"), encoding="utf-8")
@@ -74,8 +74,8 @@ def test_editing_one_article_replaces_only_its_changed_passages(corpus, settings
         index.close()
 
 
-def test_deleting_an_article_removes_its_passages(corpus, settings, e5):
-    ingest(settings, e5, **QUIET)
+def test_deleting_an_article_removes_its_passages(corpus, indexed, e5):
+    settings = indexed
     (corpus / f"{ARGENTINA}.txt").unlink()
     report = ingest(settings, e5, **QUIET)
     assert report.removed == [ARGENTINA] and report.chunks_embedded == 0
@@ -89,8 +89,8 @@ def test_deleting_an_article_removes_its_passages(corpus, settings, e5):
     assert set(Store(settings.store_dir).manifest()["articles"]) == {CUBA}
 
 
-def test_broken_files_are_reported_skipped_and_lose_nothing(corpus, settings, e5):
-    ingest(settings, e5, **QUIET)
+def test_broken_files_are_reported_skipped_and_lose_nothing(corpus, indexed, e5):
+    settings = indexed
     (corpus / "broken.txt").write_bytes(b"\xff\xfe\x00 not utf-8 \xc3\x28")
     (corpus / "new.md").write_text("---\ntitle: Đoàn Hà Nội thăm Lào\n---\nĐoàn đã tới Viêng Chăn ngày 4/5.\n",
                                    encoding="utf-8")
@@ -104,11 +104,9 @@ def test_broken_files_are_reported_skipped_and_lose_nothing(corpus, settings, e5
     assert set(_ids_by_doc(settings, e5)) == {CUBA, ARGENTINA, "new"}
 
 
-def test_a_different_embedder_is_refused_until_rebuild(corpus, settings, e5, minilm_path):
-    from rag.embeddings import SentenceTransformerEmbeddings
-
-    ingest(settings, e5, **QUIET)
-    minilm = SentenceTransformerEmbeddings(minilm_path)
+@pytest.mark.slow
+def test_a_different_embedder_is_refused_until_rebuild(corpus, indexed, e5, minilm):
+    settings = indexed
     with pytest.raises(IndexMismatchError, match=r"rag ingest --rebuild"):
         VectorIndex.open(settings, minilm)
     with pytest.raises(IndexMismatchError, match="e5-small-q4"):
@@ -132,8 +130,8 @@ def test_opening_a_missing_index_says_how_to_build_it(settings, e5):
 
 
 @pytest.mark.slow
-def test_an_ingest_killed_midway_leaves_the_old_index_usable_and_a_rerun_resumes(corpus, settings, e5):
-    ingest(settings, e5, **QUIET)
+def test_an_ingest_killed_midway_leaves_the_old_index_usable_and_a_rerun_resumes(corpus, indexed, e5):
+    settings = indexed
     old_manifest = Store(settings.store_dir).manifest()
     # A bigger change, so the kill lands while passages are being embedded.
     for n in range(3):
