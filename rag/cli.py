@@ -80,12 +80,13 @@ def _ingest(settings: Settings, rebuild: bool, progress: bool) -> int:
 def _ask(settings: Settings, question: str) -> int:
     from .embeddings import make_embeddings
     from .index import VectorIndex, ensure_index
+    from .retrieval import HybridRetriever
 
     embeddings = make_embeddings(settings)
     ensure_index(settings, embeddings)
     index = VectorIndex.open(settings, embeddings)
     try:
-        hits = index.search(question, k=settings.top_k)
+        hits = HybridRetriever(index).search(question, k=settings.top_k)
     finally:
         index.close()
     if not hits:
@@ -93,7 +94,7 @@ def _ask(settings: Settings, question: str) -> int:
         return EXIT_OK
     for n, hit in enumerate(hits, start=1):
         source = " · ".join(x for x in (hit.outlet, hit.date, hit.url) if x)
-        print(f"[{n}] {hit.title}  (điểm {hit.score:.3f})")
+        print(f"[{n}] {hit.title}")
         if source:
             print(f"    {source}")
         print(textwrap.indent(textwrap.fill(hit.text, width=100), "    "))

@@ -6,6 +6,7 @@ Layout of the store folder::
       CURRENT                 name of the live generation, replaced atomically
       gen-000007/chroma/      Chroma PersistentClient folder (cosine space)
       gen-000007/manifest.json  embedder, chunker, and each article's hash and chunk ids
+      gen-000007/bm25/        the lexical (BM25) index of the same passages
       .pending-embeddings.sqlite  vectors of an ingest that has not finished (resume journal)
       .lock                   held by the one ingest that may run at a time
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from .chunking import CHUNKER_VERSION, Chunk, chunk_article
 from .corpus import LoadFailure, load_corpus
+from .lexical import LexicalIndex
 from .settings import Settings
 
 COLLECTION = "passages"
@@ -39,6 +41,7 @@ MANIFEST_FORMAT = 1
 _CURRENT = "CURRENT"
 _JOURNAL = ".pending-embeddings.sqlite"
 _WRITE_BATCH = 1000  # well under Chroma's max batch size
+_LEXICAL = "bm25"
 
 
 class StoreError(RuntimeError):
@@ -59,7 +62,10 @@ class CorpusMissingError(StoreError):
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved passage with its article's metadata; ``score`` is cosine similarity."""
+    """One retrieved passage with its article's metadata.
+
+    ``score`` ranks hits of one search: cosine similarity from dense search, the fused
+    reciprocal-rank score from hybrid retrieval."""
     chunk_id: str
     doc_id: str
     text: str
@@ -298,7 +304,8 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
         old_ids = {cid for entry in old_articles.values() for cid in entry["chunks"]}
         live_ids = {cid for entry in new_articles.values() for cid in entry["chunks"]}
         report.chunks_total = len(live_ids)
-        if old is not None and not (report.added or report.updated or report.removed):
+        up_to_date = current is not None and (current / _LEXICAL).is_dir()
+        if old is not None and up_to_date and not (report.added or report.updated or report.removed):
             report.generation = current.name if current else ""
             report.seconds = time.perf_counter() - started
             return report
@@ -329,6 +336,8 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
             for batch in _batches(to_relabel, _WRITE_BATCH):
                 collection.update(ids=[c.chunk_id for c in batch], metadatas=[c.metadata() for c in batch])
             count = collection.count()
+            stored = collection.get(include=["documents"])
+            LexicalIndex.build(stored["ids"], stored["documents"]).save(staged / _LEXICAL)
         finally:
             client.close()
         if count != len(live_ids):
@@ -412,6 +421,7 @@ class VectorIndex:
         self.embeddings = embeddings
         self._client = _client(path / "chroma")
         self._collection = _collection(self._client)
+        self.lexical = LexicalIndex.load(path / _LEXICAL)
 
     @classmethod
     def open(cls, settings: Settings, embeddings) -> "VectorIndex":
@@ -436,6 +446,18 @@ class VectorIndex:
         return [_hit(chunk_id, text, meta, 1.0 - float(distance))
                 for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0],
                                                           result["metadatas"][0], result["distances"][0])]
+
+    def lexical_search(self, query: str, k: int = 4) -> list[tuple[str, float]]:
+        return self.lexical.search(query, k)
+
+    def get(self, chunk_ids: list[str]) -> list[Hit]:
+        """Stored passages by id, in the order asked."""
+        if not chunk_ids:
+            return []
+        result = self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        found = {cid: _hit(cid, text, meta, 0.0)
+                 for cid, text, meta in zip(result["ids"], result["documents"], result["metadatas"])}
+        return [found[cid] for cid in chunk_ids if cid in found]
 
     def passages(self, where: dict | None = None) -> list[Hit]:
         """Stored passages (all, or those matching a Chroma ``where``), in article order."""

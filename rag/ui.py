@@ -44,14 +44,14 @@ def _escape(text: str) -> str:
     return escaped
 
 
-def build_app(settings: Settings, index):
+def build_app(settings: Settings, retriever):
     try:
         import gradio as gr
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise SystemExit("The chat needs gradio: pip install 'gradio>=6'") from exc
 
     def respond(message: str, history: list) -> str:
-        return render_hits(index.search(message, k=settings.top_k))
+        return render_hits(retriever.search(message, k=settings.top_k))
 
     return gr.ChatInterface(
         respond, title=TITLE, description=DESCRIPTION, examples=EXAMPLES, run_examples_on_click=True,
@@ -69,11 +69,11 @@ def serve(settings: Settings) -> None:
 
     from .embeddings import make_embeddings
     from .index import VectorIndex, ensure_index
+    from .retrieval import HybridRetriever
 
     embeddings = make_embeddings(settings)
     ensure_index(settings, embeddings, refresh=True)
-    index = VectorIndex.open(settings, embeddings)
-    app = build_app(settings, index)
+    app = build_app(settings, HybridRetriever(VectorIndex.open(settings, embeddings)))
     print(f"Chat: http://{settings.host}:{settings.port}/", file=sys.stderr, flush=True)
     theme = gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])

