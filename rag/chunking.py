@@ -34,10 +34,12 @@ class Chunk:
     outlet: str = ""
     date: str = ""
     author: str = ""
+    sentences: tuple[str, ...] = ()  # the passage's sentences; ``text`` joins them
+    overlap: int = 0  # how many leading sentences repeat the previous passage (0 or 1)
 
-    def embedding_text(self) -> str:
-        """What the embedder reads: the title gives short passages their context."""
-        return f"{self.title}\n{self.text}"
+    def sentence_ids(self) -> list[str]:
+        """Ids of the passage's sentences: one per distinct sentence of the article."""
+        return [sentence_id(self.doc_id, s) for s in self.sentences]
 
     def metadata(self) -> dict:
         """Chroma metadata (no ``None`` values; dates also as ``yyyymmdd`` ints for range filters)."""
@@ -53,30 +55,32 @@ def chunk_article(article: Article, target_words: int = 80) -> list[Chunk]:
     for paragraph in article.paragraphs:
         for sentence in split_sentences(paragraph):
             pieces.extend(_split_long(sentence, MAX_WORDS))
-    texts = _pack(pieces, target_words, MAX_WORDS)
     chunks, seen = [], set()
-    for position, text in enumerate(texts):
-        # The id covers what is embedded (title + text), so a new title means new vectors.
+    for position, (sentences, overlap) in enumerate(_pack(pieces, target_words, MAX_WORDS)):
+        text = " ".join(sentences)
+        # The id covers the title too: metadata shown with a passage belongs to its identity.
         chunk_id = _chunk_id(article.doc_id, f"{article.title}\n{text}")
         while chunk_id in seen:  # the same passage twice in one article
             chunk_id = _chunk_id(article.doc_id, f"{article.title}\n{text}\x00{position}")
         seen.add(chunk_id)
         chunks.append(Chunk(chunk_id=chunk_id, doc_id=article.doc_id, position=position, text=text,
                             title=article.title, url=article.url, outlet=article.outlet,
-                            date=article.date, author=article.author))
+                            date=article.date, author=article.author, sentences=tuple(sentences),
+                            overlap=overlap))
     return chunks
 
 
-def _pack(sentences: list[str], target: int, limit: int) -> list[str]:
+def _pack(sentences: list[str], target: int, limit: int) -> list[tuple[list[str], int]]:
     """Greedy packing of whole sentences up to ``target`` words; each passage after the first
-    starts with its predecessor's last sentence, unless that would pass ``limit``."""
-    passages: list[str] = []
+    starts with its predecessor's last sentence, unless that would pass ``limit``.
+    Returns ``(sentences, overlap)`` pairs, ``overlap`` counting the repeated leading sentence."""
+    passages: list[tuple[list[str], int]] = []
     current: list[str] = []
     size = fresh = 0  # fresh: sentences not carried over from the previous passage
     for sentence in sentences:
         n = len(words(sentence))
         if fresh and size + n > target:
-            passages.append(" ".join(current))
+            passages.append((current, len(current) - fresh))
             overlap = current[-1]
             overlap_size = len(words(overlap))
             current, size = ([overlap], overlap_size) if overlap_size + n <= limit else ([], 0)
@@ -85,7 +89,7 @@ def _pack(sentences: list[str], target: int, limit: int) -> list[str]:
         size += n
         fresh += 1
     if fresh:
-        passages.append(" ".join(current))
+        passages.append((current, len(current) - fresh))
     return passages
 
 
@@ -103,6 +107,10 @@ def _split_long(sentence: str, limit: int) -> list[str]:
     if current:
         parts.append(" ".join(current))
     return parts
+
+
+def sentence_id(doc_id: str, sentence: str) -> str:
+    return _chunk_id(doc_id, f"sentence\x00{sentence}")
 
 
 def _chunk_id(doc_id: str, text: str) -> str:

@@ -10,6 +10,11 @@ Layout of the store folder::
       .pending-embeddings.sqlite  vectors of an ingest that has not finished (resume journal)
       .lock                   held by the one ingest that may run at a time
 
+Each distinct sentence of an article is embedded once (collection ``sentences``); a passage's
+vector (collection ``passages``) is the normalised mean of its sentences' vectors. Sentences are
+what questions match best (one fact each), passages what answers cite and show; the overlap
+between passages costs no extra embedding.
+
 An ingest never writes to the live generation: it copies it, applies the changes to the copy and
 then points ``CURRENT`` at the copy. A crash or ``kill -9`` at any moment leaves the previous
 generation live and intact; vectors already computed wait in the journal, so a re-run resumes
@@ -37,6 +42,7 @@ from .lexical import LexicalIndex
 from .settings import Settings
 
 COLLECTION = "passages"
+SENTENCES = "sentences"
 MANIFEST_FORMAT = 1
 _CURRENT = "CURRENT"
 _JOURNAL = ".pending-embeddings.sqlite"
@@ -86,8 +92,9 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[LoadFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    chunks_embedded: int = 0
-    chunks_resumed: int = 0  # taken from the journal of an interrupted ingest
+    chunks_added: int = 0  # new passages written (their sentences may have been embedded before)
+    sentences_embedded: int = 0
+    sentences_resumed: int = 0  # of those, taken from the journal of an interrupted ingest
     chunks_deleted: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
@@ -101,9 +108,9 @@ class IngestReport:
         lines = [
             f"Articles: {len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
             f"{len(self.unchanged)} unchanged, {len(self.failed)} failed",
-            f"Passages: {self.chunks_embedded} embedded"
-            + (f" ({self.chunks_resumed} resumed from an interrupted run)" if self.chunks_resumed else "")
-            + f", {self.chunks_deleted} deleted, {self.chunks_total} in the index",
+            f"Passages: {self.chunks_added} new ({self.sentences_embedded} sentences embedded"
+            + (f", {self.sentences_resumed} of them by an interrupted run" if self.sentences_resumed else "")
+            + f"), {self.chunks_deleted} deleted, {self.chunks_total} in the index",
             f"Time: {self.seconds:.1f} s" + (f" (index {self.generation})" if self.generation else ""),
         ]
         lines += [f"FAILED {failure}" for failure in self.failed]
@@ -182,7 +189,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 class EmbeddingJournal:
-    """Vectors computed by an ingest that has not been published yet (SQLite, one commit a batch)."""
+    """Sentence vectors computed by an ingest not yet published (SQLite, one commit a batch)."""
 
     def __init__(self, path: Path, embedder: str) -> None:
         self.path = path
@@ -191,21 +198,21 @@ class EmbeddingJournal:
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (embedder TEXT, chunk_id TEXT, "
                          "vector BLOB, PRIMARY KEY (embedder, chunk_id))")
 
-    def get(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+    def get(self, ids: list[str]) -> dict[str, np.ndarray]:
         found = {}
-        for start in range(0, len(chunk_ids), 500):
-            part = chunk_ids[start:start + 500]
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
             rows = self._db.execute(
                 f"SELECT chunk_id, vector FROM vectors WHERE embedder = ? AND chunk_id IN "
                 f"({','.join('?' * len(part))})", [self.embedder, *part])
             found.update({cid: np.frombuffer(blob, dtype=np.float32) for cid, blob in rows})
         return found
 
-    def put(self, chunk_ids: list[str], vectors: np.ndarray) -> None:
+    def put(self, ids: list[str], vectors: np.ndarray) -> None:
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                [(self.embedder, cid, vec.astype(np.float32).tobytes()) for cid, vec in zip(chunk_ids, vectors)])
+                [(self.embedder, sid, vec.astype(np.float32).tobytes()) for sid, vec in zip(ids, vectors)])
 
     def discard(self) -> None:
         self._db.close()
@@ -227,11 +234,11 @@ def _client(path: Path):
     return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
 
 
-def _collection(client, create: bool = False):
+def _collection(client, name: str = COLLECTION, create: bool = False):
     if create:
         return client.get_or_create_collection(
-            COLLECTION, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
-    return client.get_collection(COLLECTION, embedding_function=None)
+            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+    return client.get_collection(name, embedding_function=None)
 
 
 def _batches(items: list, size: int) -> Iterator[list]:
@@ -289,8 +296,10 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
             (report.updated if previous else report.added).append(article.doc_id)
             chunks = chunk_article(article, settings.chunk_words)
             new_chunks.update((c.chunk_id, c) for c in chunks)
-            new_articles[article.doc_id] = {"hash": digest, "chunks": [c.chunk_id for c in chunks],
-                                            "source": article.source_path, "title": article.title}
+            new_articles[article.doc_id] = {
+                "hash": digest, "chunks": [c.chunk_id for c in chunks],
+                "sentences": sorted({sid for c in chunks for sid in c.sentence_ids()}),
+                "source": article.source_path, "title": article.title}
         # An article whose file failed to load keeps its indexed version: a broken file loses nothing.
         failed_files = {f.path.split(":", 1)[0] for f in loaded.failures}
         for doc_id, entry in old_articles.items():
@@ -303,6 +312,8 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
 
         old_ids = {cid for entry in old_articles.values() for cid in entry["chunks"]}
         live_ids = {cid for entry in new_articles.values() for cid in entry["chunks"]}
+        old_sids = {sid for entry in old_articles.values() for sid in entry["sentences"]}
+        live_sids = {sid for entry in new_articles.values() for sid in entry["sentences"]}
         report.chunks_total = len(live_ids)
         up_to_date = current is not None and (current / _LEXICAL).is_dir()
         if old is not None and up_to_date and not (report.added or report.updated or report.removed):
@@ -310,9 +321,18 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
             report.seconds = time.perf_counter() - started
             return report
 
-        to_embed = [c for cid, c in new_chunks.items() if cid not in old_ids]
-        to_delete = sorted(old_ids - live_ids)
+        # Each sentence of a changed article, with its home: the first passage where it is not the
+        # sentence repeated from the passage before.
+        home: dict[str, tuple[str, Chunk]] = {}
+        for chunk in sorted(new_chunks.values(), key=lambda c: (c.doc_id, c.position)):
+            for i, (sid, text) in enumerate(zip(chunk.sentence_ids(), chunk.sentences)):
+                if i >= chunk.overlap:
+                    home.setdefault(sid, (text, chunk))
+        to_embed = [(sid, text) for sid, (text, _) in home.items() if sid not in old_sids]
+        to_write = [c for cid, c in new_chunks.items() if cid not in old_ids]
         to_relabel = [c for cid, c in new_chunks.items() if cid in old_ids]  # same text, new position
+        to_delete = sorted(old_ids - live_ids)
+        sentences_to_delete = sorted(old_sids - live_sids)
         journal = EmbeddingJournal(store.root / _JOURNAL, embeddings.name)
         vectors = _embed_with_journal(to_embed, embeddings, journal, settings.embed_batch, progress, log, report)
 
@@ -325,23 +345,41 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
             staged.mkdir(parents=True)
         client = _client(staged / "chroma")
         try:
-            collection = _collection(client, create=True)
+            passages = _collection(client, COLLECTION, create=True)
+            sentences = _collection(client, SENTENCES, create=True)
+            # Vectors of unchanged sentences that new passages reuse.
+            reused = sorted({sid for c in to_write for sid in c.sentence_ids()} - set(vectors))
+            for batch in _batches(reused, _WRITE_BATCH):
+                got = sentences.get(ids=batch, include=["embeddings"])
+                vectors.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
             for batch in _batches(to_delete, _WRITE_BATCH):
-                collection.delete(ids=batch)
-            for batch in _batches(to_embed, _WRITE_BATCH):
-                collection.upsert(ids=[c.chunk_id for c in batch],
-                                  embeddings=np.stack([vectors[c.chunk_id] for c in batch]),
-                                  documents=[c.text for c in batch],
-                                  metadatas=[c.metadata() for c in batch])
+                passages.delete(ids=batch)
+            for batch in _batches(sentences_to_delete, _WRITE_BATCH):
+                sentences.delete(ids=batch)
+            for batch in _batches(to_write, _WRITE_BATCH):
+                passages.upsert(ids=[c.chunk_id for c in batch],
+                                embeddings=np.stack([_mean_vector(vectors, c.sentence_ids()) for c in batch]),
+                                documents=[c.text for c in batch], metadatas=[c.metadata() for c in batch])
             for batch in _batches(to_relabel, _WRITE_BATCH):
-                collection.update(ids=[c.chunk_id for c in batch], metadatas=[c.metadata() for c in batch])
-            count = collection.count()
-            stored = collection.get(include=["documents"])
+                passages.update(ids=[c.chunk_id for c in batch], metadatas=[c.metadata() for c in batch])
+            # Every sentence of a changed article is (re)labelled with the passage it now belongs to.
+            homes = sorted(home.items())
+            for batch in _batches([(sid, t, c) for sid, (t, c) in homes if sid not in old_sids], _WRITE_BATCH):
+                sentences.upsert(ids=[sid for sid, _, _ in batch],
+                                 embeddings=np.stack([vectors[sid] for sid, _, _ in batch]),
+                                 documents=[t for _, t, _ in batch],
+                                 metadatas=[{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for _, _, c in batch])
+            for batch in _batches([(sid, c) for sid, (_, c) in homes if sid in old_sids], _WRITE_BATCH):
+                sentences.update(ids=[sid for sid, _ in batch],
+                                 metadatas=[{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for _, c in batch])
+            count, sentence_count = passages.count(), sentences.count()
+            stored = passages.get(include=["documents"])
             LexicalIndex.build(stored["ids"], stored["documents"]).save(staged / _LEXICAL)
         finally:
             client.close()
-        if count != len(live_ids):
-            raise StoreError(f"Internal error: the new index holds {count} passages, expected {len(live_ids)}")
+        if (count, sentence_count) != (len(live_ids), len(live_sids)):
+            raise StoreError(f"Internal error: the new index holds {count} passages and {sentence_count} "
+                             f"sentences, expected {len(live_ids)} and {len(live_sids)}")
         manifest = {"format": MANIFEST_FORMAT, "embedder": _embedder_identity(embeddings),
                     "chunker": chunker, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "articles": new_articles}
@@ -350,10 +388,16 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
         published = store.publish(staged, name)
         journal.discard()
         store.remove_stale(keep=[published, current])
+        report.chunks_added = len(to_write)
         report.chunks_deleted = len(to_delete)
         report.generation = name
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _mean_vector(vectors: dict[str, np.ndarray], sentence_ids: list[str]) -> np.ndarray:
+    mean = np.mean([vectors[sid] for sid in sentence_ids], axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 def ensure_index(settings: Settings, embeddings, *, refresh: bool = False,
@@ -377,26 +421,28 @@ def _kept_generations(store: Store, current: Path | None) -> list[Path]:
     return [current] + older[-1:]
 
 
-def _embed_with_journal(chunks: list[Chunk], embeddings, journal: EmbeddingJournal, batch_size: int,
-                        progress: bool, log: Callable[[str], None], report: IngestReport) -> dict[str, np.ndarray]:
+def _embed_with_journal(sentences: list[tuple[str, str]], embeddings, journal: EmbeddingJournal,
+                        batch_size: int, progress: bool, log: Callable[[str], None],
+                        report: IngestReport) -> dict[str, np.ndarray]:
+    """``sentence id -> vector`` for ``(id, text)`` pairs, resuming from the journal."""
     try:
-        vectors = journal.get([c.chunk_id for c in chunks])
-        report.chunks_resumed = len(vectors)
-        missing = [c for c in chunks if c.chunk_id not in vectors]
-        report.chunks_embedded = len(chunks)
+        vectors = journal.get([sid for sid, _ in sentences])
+        report.sentences_resumed = len(vectors)
+        report.sentences_embedded = len(sentences)
+        missing = [(sid, text) for sid, text in sentences if sid not in vectors]
         if not missing:
             return vectors
-        log(f"Embedding {len(missing)} passages with {embeddings.name}"
+        log(f"Embedding {len(missing)} sentences with {embeddings.name}"
             + (f" ({len(vectors)} already done by an interrupted run)" if vectors else "") + "…")
         from tqdm import tqdm
 
-        with tqdm(total=len(missing), unit="passage", disable=not progress, file=sys.stderr,
+        with tqdm(total=len(missing), unit="sentence", disable=not progress, file=sys.stderr,
                   mininterval=0.5) as bar:
             for batch in _batches(missing, batch_size):
-                batch_vectors = np.asarray(embeddings.embed_documents([c.embedding_text() for c in batch]),
+                batch_vectors = np.asarray(embeddings.embed_documents([text for _, text in batch]),
                                            dtype=np.float32)
-                journal.put([c.chunk_id for c in batch], batch_vectors)
-                vectors.update(zip((c.chunk_id for c in batch), batch_vectors))
+                journal.put([sid for sid, _ in batch], batch_vectors)
+                vectors.update(zip((sid for sid, _ in batch), batch_vectors))
                 bar.update(len(batch))
         return vectors
     finally:
@@ -420,7 +466,8 @@ class VectorIndex:
         self.manifest = manifest
         self.embeddings = embeddings
         self._client = _client(path / "chroma")
-        self._collection = _collection(self._client)
+        self._collection = _collection(self._client, COLLECTION)
+        self._sentences = _collection(self._client, SENTENCES)
         self.lexical = LexicalIndex.load(path / _LEXICAL)
 
     @classmethod
@@ -438,14 +485,31 @@ class VectorIndex:
         return self._collection.count()
 
     def search(self, query: str, k: int = 4, where: dict | None = None) -> list[Hit]:
-        if not query.strip() or len(self) == 0:
+        """Dense passage search (cosine similarity of the passage vectors)."""
+        if not query.strip():
             return []
-        vector = self.embeddings.embed_query(query)
-        result = self._collection.query(query_embeddings=[vector], n_results=min(k, len(self)), where=where,
+        return self.search_vector(self.embeddings.embed_query(query), k, where)
+
+    def search_vector(self, vector, k: int = 4, where: dict | None = None) -> list[Hit]:
+        n = len(self)
+        if n == 0:
+            return []
+        result = self._collection.query(query_embeddings=[vector], n_results=min(k, n), where=where,
                                         include=["documents", "metadatas", "distances"])
         return [_hit(chunk_id, text, meta, 1.0 - float(distance))
                 for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0],
                                                           result["metadatas"][0], result["distances"][0])]
+
+    def sentence_search_vector(self, vector, k: int = 10) -> list[tuple[str, str, float]]:
+        """The sentences closest to a query vector: ``(chunk_id of its passage, sentence, similarity)``."""
+        n = self._sentences.count()
+        if n == 0:
+            return []
+        result = self._sentences.query(query_embeddings=[vector], n_results=min(k, n),
+                                       include=["documents", "metadatas", "distances"])
+        return [(meta["chunk_id"], text, 1.0 - float(distance))
+                for text, meta, distance in zip(result["documents"][0], result["metadatas"][0],
+                                                result["distances"][0])]
 
     def lexical_search(self, query: str, k: int = 4) -> list[tuple[str, float]]:
         return self.lexical.search(query, k)

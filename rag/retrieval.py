@@ -1,8 +1,11 @@
-"""Stage 5: hybrid retrieval — dense (Chroma) and lexical (BM25) rankings fused by reciprocal rank.
+"""Stage 5: hybrid retrieval — two rankings of passages fused by reciprocal rank.
 
-Dense search understands paraphrases and English questions; BM25 over folded syllables catches
-names, numbers and questions typed without diacritics. Reciprocal-rank fusion needs no score
-calibration between the two: a passage ranked well by either side comes up.
+- dense: each passage ranked by its best sentence (e5 vectors) — paraphrases, English questions;
+- lexical: BM25 over Vietnamese syllables — names, numbers, questions typed without diacritics.
+
+Reciprocal-rank fusion needs no calibration between the two scores. Measured on XQuAD-vi
+(article-level nDCG@10): passage vectors 94.5, best sentence 95.7, BM25 94.9, best sentence +
+BM25 97.4; adding the passage-vector ranking as a third made it worse (96.8-97.1).
 """
 from __future__ import annotations
 
@@ -31,11 +34,13 @@ class HybridRetriever:
         if not query.strip():
             return []
         depth = max(self.candidates, k)
-        dense = self.index.search(query, k=depth)
-        lexical = self.index.lexical_search(query, k=depth)
-        fused = reciprocal_rank_fusion([[h.chunk_id for h in dense], [cid for cid, _ in lexical]])
+        vector = self.index.embeddings.embed_query(query)
+        dense = _unique(cid for cid, _, _ in self.index.sentence_search_vector(vector, k=depth))
+        lexical = [cid for cid, _ in self.index.lexical_search(query, k=depth)]
+        fused = reciprocal_rank_fusion([dense, lexical])
         best = sorted(fused, key=lambda cid: -fused[cid])[:k]
-        hits = {h.chunk_id: h for h in dense}
-        missing = [cid for cid in best if cid not in hits]
-        hits.update((h.chunk_id, h) for h in self.index.get(missing))
-        return [dataclasses.replace(hits[cid], score=fused[cid]) for cid in best if cid in hits]
+        return [dataclasses.replace(hit, score=fused[hit.chunk_id]) for hit in self.index.get(best)]
+
+
+def _unique(items) -> list:
+    return list(dict.fromkeys(items))

@@ -22,8 +22,9 @@ def test_passages_are_whole_sentences_near_the_target_with_one_sentence_overlap(
             assert len(words(chunk.text)) <= MAX_WORDS
             fresh = sentences[start + 1 if index else start:end]
             assert len(fresh) == 1 or len(words(" ".join(fresh))) <= 80  # only one sentence passes the target
-        for (_, end_before), (start_after, _) in zip(runs, runs[1:]):
-            assert start_after == end_before - 1  # one sentence of overlap
+        for (_, end_before), (start_after, _), chunk in zip(runs, runs[1:], chunks[1:]):
+            assert start_after == end_before - 1 and chunk.overlap == 1  # one sentence of overlap
+            assert " ".join(chunk.sentences) == chunk.text
         assert runs[0][0] == 0 and runs[-1][1] == len(sentences)  # nothing is lost
 
 
@@ -41,7 +42,7 @@ def test_chunks_carry_metadata_and_positions():
     assert (chunk.doc_id, chunk.position, chunk.title, chunk.url, chunk.outlet, chunk.date) == (
         "doc", 0, "Tiêu đề", "https://example.vn/a", "Nhân Dân", "2022-11-21")
     assert chunk.metadata()["date_num"] == 20221121
-    assert chunk.embedding_text() == "Tiêu đề\nCâu một. Câu hai."
+    assert chunk.sentences == ("Câu một.", "Câu hai.") and chunk.overlap == 0
 
 
 def test_only_a_sentence_longer_than_the_hard_cap_is_cut_at_clauses():

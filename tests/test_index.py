@@ -29,7 +29,8 @@ def _ids_by_doc(settings, e5) -> dict[str, set[str]]:
 def test_ingest_builds_a_searchable_index_and_reingest_embeds_nothing(corpus, settings, e5):
     first = ingest(settings, e5, **QUIET)
     assert sorted(first.added) == sorted([CUBA, ARGENTINA]) and first.ok
-    assert first.chunks_embedded == first.chunks_total > 20
+    assert first.chunks_added == first.chunks_total > 20
+    assert first.sentences_embedded >= first.chunks_total  # every sentence once, overlaps not again
 
     manifest = Store(settings.store_dir).manifest()
     assert manifest["embedder"] == {"name": "e5-small-q4", "dimension": 384}
@@ -38,7 +39,8 @@ def test_ingest_builds_a_searchable_index_and_reingest_embeds_nothing(corpus, se
     second = ingest(settings, e5, **QUIET)
     assert sorted(second.unchanged) == sorted([CUBA, ARGENTINA])
     assert (second.added, second.updated, second.removed) == ([], [], [])
-    assert second.chunks_embedded == 0 and second.generation == first.generation
+    assert second.sentences_embedded == 0 and second.chunks_added == 0
+    assert second.generation == first.generation
 
     index = VectorIndex.open(settings, e5)
     try:
@@ -63,8 +65,9 @@ def test_editing_one_article_replaces_only_its_changed_passages(corpus, indexed,
     after = _ids_by_doc(settings, e5)
     assert after[ARGENTINA] == before[ARGENTINA]
     replaced = before[CUBA] - after[CUBA]
-    assert 1 <= len(replaced) <= 2 and report.chunks_embedded == len(after[CUBA] - before[CUBA])
+    assert 1 <= len(replaced) <= 2 and report.chunks_added == len(after[CUBA] - before[CUBA])
     assert report.chunks_deleted == len(replaced)
+    assert report.sentences_embedded == 1  # only the edited sentence
 
     index = VectorIndex.open(settings, e5)
     try:
@@ -78,7 +81,7 @@ def test_deleting_an_article_removes_its_passages(corpus, indexed, e5):
     settings = indexed
     (corpus / f"{ARGENTINA}.txt").unlink()
     report = ingest(settings, e5, **QUIET)
-    assert report.removed == [ARGENTINA] and report.chunks_embedded == 0
+    assert report.removed == [ARGENTINA] and report.sentences_embedded == 0
     index = VectorIndex.open(settings, e5)
     try:
         assert index.passages({"doc_id": ARGENTINA}) == []
@@ -113,7 +116,7 @@ def test_a_different_embedder_is_refused_until_rebuild(corpus, indexed, e5, mini
         ingest(settings, minilm, **QUIET)
 
     report = ingest(settings, minilm, rebuild=True, **QUIET)
-    assert sorted(report.added) == sorted([CUBA, ARGENTINA]) and report.chunks_embedded == report.chunks_total
+    assert sorted(report.added) == sorted([CUBA, ARGENTINA]) and report.chunks_added == report.chunks_total
     index = VectorIndex.open(settings, minilm)
     try:
         assert len(index) == report.chunks_total
@@ -164,7 +167,7 @@ def test_an_ingest_killed_midway_leaves_the_old_index_usable_and_a_rerun_resumes
 
     report = ingest(settings, e5, **QUIET)
     assert sorted(report.added) == ["copy-0", "copy-1", "copy-2"]
-    assert report.chunks_resumed >= killed_after - 1  # at most the batch being written is lost
+    assert report.sentences_resumed >= killed_after  # committed batches survive the kill
     assert not journal.exists()
     assert set(_ids_by_doc(settings, e5)) == {CUBA, ARGENTINA, "copy-0", "copy-1", "copy-2"}
     leftovers = [p.name for p in settings.store_dir.iterdir() if p.name.startswith(".staging")]

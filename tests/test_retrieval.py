@@ -1,0 +1,54 @@
+import pytest
+from conftest import ARGENTINA, CUBA
+
+from rag.lexical import LexicalIndex, tokens
+from rag.retrieval import HybridRetriever, reciprocal_rank_fusion
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "d"]], k=60)
+    assert fused == pytest.approx({"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 63, "d": 1 / 62})
+    assert max(fused, key=fused.get) == "b"
+
+
+def test_tokens_fold_pair_and_keep_exact_syllables():
+    assert tokens("Hà Nội tặng gạo") == [
+        "ha", "noi", "tang", "gao", "ha_noi", "noi_tang", "tang_gao", "~hà", "~nội", "~tặng", "~gạo"]
+
+
+def test_lexical_search_ignores_diacritics_but_prefers_exact_ones():
+    index = LexicalIndex.build(["gift", "raise", "other"], [
+        "Hà Nội tặng 2000 tấn gạo cho La Habana.",
+        "Hà Nội tăng cường hợp tác với La Habana.",
+        "Đoàn làm việc tại Peru."])
+    assert index.search("ha noi tang gao", k=3)[0][0] == "gift"
+    assert [cid for cid, _ in index.search("tăng cường", k=3)][0] == "raise"
+    assert [cid for cid, _ in index.search("tặng", k=3)][0] == "gift"
+    assert index.search("Cuba", k=3) == []
+
+
+def test_lexical_index_survives_save_and_load(tmp_path):
+    index = LexicalIndex.build(["a", "b"], ["Buenos Aires", "La Habana"])
+    index.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    assert loaded.search("habana", k=2) == index.search("habana", k=2) and loaded.chunk_ids == ["a", "b"]
+
+
+@pytest.mark.parametrize("question, doc_id, fact", [
+    ("ha noi tang la habana bao nhieu tan gao", CUBA, "2000 tấn gạo"),
+    ("How many tonnes of rice did Hanoi give to Havana?", CUBA, "2000 tấn gạo"),
+    ("Who did the delegation meet in Peru?", ARGENTINA, "Arturo Ayala"),
+    ("Tổng Bí thư Đảng Cộng sản Argentina là ai?", ARGENTINA, "Victor Gorodeki Kot"),
+    ("Hà Nội và La Habana ký biên bản ghi nhớ năm nào?", CUBA, "2000 và 2005"),
+])
+def test_hybrid_search_reaches_the_passage_with_the_fact(indexed, e5, question, doc_id, fact):
+    from rag.index import VectorIndex
+
+    index = VectorIndex.open(indexed, e5)
+    try:
+        hits = HybridRetriever(index).search(question, k=3)
+        assert hits[0].doc_id == doc_id
+        assert any(fact in hit.text for hit in hits), [h.text[:80] for h in hits]
+        assert hits == sorted(hits, key=lambda h: -h.score)
+    finally:
+        index.close()
