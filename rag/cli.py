@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("-k", "--top-k", type=int, metavar="N", help="how many passages (default: $RAG_TOP_K or 4)")
 
+    evaluate = commands.add_parser("eval", help="measure retrieval on a question set")
+    evaluate.add_argument("--squad", metavar="FILE", required=True,
+                          help="SQuAD 1.1/2.0 JSON: its paragraphs are indexed (cached), its questions asked")
+    evaluate.add_argument("--store", metavar="DIR", help="index folder for the set (default: a cache folder)")
+    evaluate.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    evaluate.add_argument("--limit", type=int, metavar="N", help="ask only the first N questions")
+
     serve = commands.add_parser("serve", help="start the chat in the browser")
     _store_options(serve)
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
@@ -43,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.load(corpus_dir=args.corpus, store_dir=args.store,
+    settings = Settings.load(corpus_dir=getattr(args, "corpus", None), store_dir=args.store,
                              top_k=getattr(args, "top_k", None), host=getattr(args, "host", None),
                              port=getattr(args, "port", None))
     from .embeddings import EmbeddingError
@@ -54,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
             return _ingest(settings, rebuild=args.rebuild, progress=not args.quiet)
         if args.command == "ask":
             return _ask(settings, args.question)
+        if args.command == "eval":
+            return _eval(settings, args)
         if args.command == "serve":
             from .ui import serve
 
             serve(settings)
             return EXIT_OK
-    except (StoreError, EmbeddingError) as exc:
+    except (StoreError, EmbeddingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -80,13 +89,13 @@ def _ingest(settings: Settings, rebuild: bool, progress: bool) -> int:
 def _ask(settings: Settings, question: str) -> int:
     from .embeddings import make_embeddings
     from .index import VectorIndex, ensure_index
-    from .retrieval import HybridRetriever
+    from .retrieval import Retriever
 
     embeddings = make_embeddings(settings)
     ensure_index(settings, embeddings)
     index = VectorIndex.open(settings, embeddings)
     try:
-        hits = HybridRetriever(index).search(question, k=settings.top_k)
+        hits = Retriever(index, settings.retrieval).search(question, k=settings.top_k)
     finally:
         index.close()
     if not hits:
@@ -99,6 +108,38 @@ def _ask(settings: Settings, question: str) -> int:
             print(f"    {source}")
         print(textwrap.indent(textwrap.fill(hit.text, width=100), "    "))
         print()
+    return EXIT_OK
+
+
+def _eval(settings: Settings, args) -> int:
+    import json
+    from pathlib import Path
+
+    from .embeddings import make_embeddings
+    from .evaluation import evaluate_retrieval, squad_corpus
+    from .index import VectorIndex, ingest
+    from .retrieval import Retriever
+
+    corpus, questions = squad_corpus(Path(args.squad))
+    store = Path(args.store) if args.store else corpus.parent / f"store-{settings.embedding.replace('/', '_')}"
+    settings = settings.with_(corpus_dir=corpus, store_dir=store)
+    embeddings = make_embeddings(settings)
+    report = ingest(settings, embeddings)
+    if not report.ok:
+        print(report.summary(), file=sys.stderr)
+        return EXIT_FAILED_FILES
+    index = VectorIndex.open(settings, embeddings)
+    try:
+        result = evaluate_retrieval(Retriever(index, settings.retrieval), questions[:args.limit])
+    finally:
+        index.close()
+    print(f"{Path(args.squad).name}: {len(index.manifest['articles'])} articles, "
+          f"retrieval={settings.retrieval}, embedding={settings.embedding}")
+    print(result.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"set": str(args.squad), "retrieval": settings.retrieval, "embedding": settings.embedding,
+             **result.as_dict()}, indent=1), encoding="utf-8")
     return EXIT_OK
 
 

@@ -25,19 +25,30 @@ def reciprocal_rank_fusion(rankings: list[list[str]], k: int = RRF_K) -> dict[st
     return fused
 
 
-class HybridRetriever:
-    def __init__(self, index: VectorIndex, candidates: int = 30) -> None:
+MODES = ("hybrid", "dense", "lexical")
+
+
+class Retriever:
+    """Passages for a question; ``mode`` keeps one side only, to measure what each contributes."""
+
+    def __init__(self, index: VectorIndex, mode: str = "hybrid", candidates: int = 30) -> None:
+        if mode not in MODES:
+            raise ValueError(f"Unknown retrieval mode {mode!r} (RAG_RETRIEVAL): use one of {', '.join(MODES)}")
         self.index = index
+        self.mode = mode
         self.candidates = candidates
 
     def search(self, query: str, k: int = 4) -> list[Hit]:
         if not query.strip():
             return []
         depth = max(self.candidates, k)
-        vector = self.index.embeddings.embed_query(query)
-        dense = _unique(cid for cid, _, _ in self.index.sentence_search_vector(vector, k=depth))
-        lexical = [cid for cid, _ in self.index.lexical_search(query, k=depth)]
-        fused = reciprocal_rank_fusion([dense, lexical])
+        rankings = []
+        if self.mode in ("hybrid", "dense"):
+            vector = self.index.embeddings.embed_query(query)
+            rankings.append(_unique(cid for cid, _, _ in self.index.sentence_search_vector(vector, k=depth)))
+        if self.mode in ("hybrid", "lexical"):
+            rankings.append([cid for cid, _ in self.index.lexical_search(query, k=depth)])
+        fused = reciprocal_rank_fusion(rankings)
         best = sorted(fused, key=lambda cid: -fused[cid])[:k]
         return [dataclasses.replace(hit, score=fused[hit.chunk_id]) for hit in self.index.get(best)]
 

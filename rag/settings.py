@@ -29,6 +29,9 @@ class Settings:
     #: Target passage size in words (Vietnamese syllables); sentences are never cut to meet it.
     #: ``RAG_CHUNK_WORDS``.
     chunk_words: int = 80
+    #: Retrieval: ``hybrid`` (dense + BM25), or one side alone: ``dense``, ``lexical``.
+    #: ``RAG_RETRIEVAL``.
+    retrieval: str = "hybrid"
     #: Passages returned by a search. ``RAG_TOP_K``.
     top_k: int = 4
     #: Where the chat listens. ``RAG_HOST`` / ``RAG_PORT``; loopback unless asked otherwise.

@@ -69,11 +69,11 @@ def serve(settings: Settings) -> None:
 
     from .embeddings import make_embeddings
     from .index import VectorIndex, ensure_index
-    from .retrieval import HybridRetriever
+    from .retrieval import Retriever
 
     embeddings = make_embeddings(settings)
     ensure_index(settings, embeddings, refresh=True)
-    app = build_app(settings, HybridRetriever(VectorIndex.open(settings, embeddings)))
+    app = build_app(settings, Retriever(VectorIndex.open(settings, embeddings), settings.retrieval))
     print(f"Chat: http://{settings.host}:{settings.port}/", file=sys.stderr, flush=True)
     theme = gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])

@@ -22,6 +22,7 @@ def isolated(tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     monkeypatch.setenv("RAG_CORPUS_DIR", str(tmp_path / "corpus"))
     monkeypatch.setenv("RAG_STORE_DIR", str(tmp_path / "vectorstore"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # `rag eval` caches indexes there
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     monkeypatch.chdir(tmp_path)

@@ -2,7 +2,7 @@ import pytest
 from conftest import ARGENTINA, CUBA
 
 from rag.lexical import LexicalIndex, tokens
-from rag.retrieval import HybridRetriever, reciprocal_rank_fusion
+from rag.retrieval import Retriever, reciprocal_rank_fusion
 
 
 def test_reciprocal_rank_fusion_by_hand():
@@ -46,7 +46,7 @@ def test_hybrid_search_reaches_the_passage_with_the_fact(indexed, e5, question, 
 
     index = VectorIndex.open(indexed, e5)
     try:
-        hits = HybridRetriever(index).search(question, k=3)
+        hits = Retriever(index, settings.retrieval).search(question, k=3)
         assert hits[0].doc_id == doc_id
         assert any(fact in hit.text for hit in hits), [h.text[:80] for h in hits]
         assert hits == sorted(hits, key=lambda h: -h.score)
