@@ -46,9 +46,24 @@ def test_hybrid_search_reaches_the_passage_with_the_fact(indexed, e5, question, 
 
     index = VectorIndex.open(indexed, e5)
     try:
-        hits = Retriever(index, settings.retrieval).search(question, k=3)
+        hits = Retriever(index).search(question, k=3)
         assert hits[0].doc_id == doc_id
         assert any(fact in hit.text for hit in hits), [h.text[:80] for h in hits]
         assert hits == sorted(hits, key=lambda h: -h.score)
+    finally:
+        index.close()
+
+
+def test_each_side_alone_and_unknown_modes(indexed, e5):
+    from rag.index import VectorIndex
+
+    index = VectorIndex.open(indexed, e5)
+    try:
+        # Only the lexical side can match a syllable string; only the dense side an English paraphrase.
+        assert Retriever(index, "lexical").search("Gorodeki", k=1)[0].doc_id == ARGENTINA
+        assert Retriever(index, "lexical").search("rice tonnes", k=1) == []
+        assert Retriever(index, "dense").search("rice tonnes given to Havana", k=1)[0].doc_id == CUBA
+        with pytest.raises(ValueError, match="RAG_RETRIEVAL"):
+            Retriever(index, "sparse")
     finally:
         index.close()
