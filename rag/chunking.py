@@ -18,7 +18,7 @@ from .corpus import Article
 from .text import split_sentences, words
 
 # Bump when the chunking rules change, so ingestion re-chunks every article.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 # Hard cap for one passage, in words: about 350 e5 tokens, safely under the model's 512.
 MAX_WORDS = 300
 
@@ -44,7 +44,8 @@ class Chunk:
     def metadata(self) -> dict:
         """Chroma metadata (no ``None`` values; dates also as ``yyyymmdd`` ints for range filters)."""
         meta = {"doc_id": self.doc_id, "position": self.position, "title": self.title,
-                "url": self.url, "outlet": self.outlet, "date": self.date, "author": self.author}
+                "url": self.url, "outlet": self.outlet, "date": self.date, "author": self.author,
+                "sentence_ends": sentence_ends(self.sentences)}
         if self.date:
             meta["date_num"] = int(self.date.replace("-", ""))
         return meta
@@ -107,6 +108,26 @@ def _split_long(sentence: str, limit: int) -> list[str]:
     if current:
         parts.append(" ".join(current))
     return parts
+
+
+def sentence_ends(sentences) -> str:
+    """Where each sentence ends in the joined passage text, e.g. ``"95,180"`` (Chroma metadata
+    holds no lists); :func:`split_at_ends` recovers the exact sentences."""
+    ends, position = [], -1
+    for sentence in sentences:
+        position += len(sentence) + 1
+        ends.append(str(position))
+    return ",".join(ends)
+
+
+def split_at_ends(text: str, ends: str) -> tuple[str, ...]:
+    if not ends:
+        return (text,)
+    sentences, start = [], 0
+    for end in map(int, ends.split(",")):
+        sentences.append(text[start:end])
+        start = end + 1
+    return tuple(sentences)
 
 
 def sentence_id(doc_id: str, sentence: str) -> str:

@@ -5,6 +5,7 @@ Heavy libraries are imported inside the commands, so ``rag --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import textwrap
 
@@ -29,10 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="re-embed everything (needed after changing RAG_EMBEDDING)")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    ask = commands.add_parser("ask", help="show the passages that best answer a question")
+    ask = commands.add_parser("ask", help="answer a question, citing the passages")
     _store_options(ask)
     ask.add_argument("question")
-    ask.add_argument("-k", "--top-k", type=int, metavar="N", help="how many passages (default: $RAG_TOP_K or 4)")
+    ask.add_argument("-k", "--top-k", type=int, metavar="N",
+                     help="passages to draw the answer from (default: $RAG_TOP_K or 4)")
 
     evaluate = commands.add_parser("eval", help="measure retrieval on a question set")
     evaluate.add_argument("--squad", metavar="FILE", required=True,
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `rag ask … | head` ends quietly
     settings = Settings.load(corpus_dir=getattr(args, "corpus", None), store_dir=args.store,
                              top_k=getattr(args, "top_k", None), host=getattr(args, "host", None),
                              port=getattr(args, "port", None))
@@ -87,6 +91,7 @@ def _ingest(settings: Settings, rebuild: bool, progress: bool) -> int:
 
 
 def _ask(settings: Settings, question: str) -> int:
+    from .answer import ExtractiveAnswerer
     from .embeddings import make_embeddings
     from .index import VectorIndex, ensure_index
     from .retrieval import Retriever
@@ -95,19 +100,19 @@ def _ask(settings: Settings, question: str) -> int:
     ensure_index(settings, embeddings)
     index = VectorIndex.open(settings, embeddings)
     try:
-        hits = Retriever(index, settings.retrieval).search(question, k=settings.top_k)
+        answer = ExtractiveAnswerer(Retriever(index, settings.retrieval), top_k=settings.top_k).answer(question)
     finally:
         index.close()
-    if not hits:
-        print("Không tìm thấy đoạn văn nào trong các bài báo.")
-        return EXIT_OK
-    for n, hit in enumerate(hits, start=1):
-        source = " · ".join(x for x in (hit.outlet, hit.date, hit.url) if x)
-        print(f"[{n}] {hit.title}")
-        if source:
-            print(f"    {source}")
-        print(textwrap.indent(textwrap.fill(hit.text, width=100), "    "))
-        print()
+    print(answer.text)
+    sources = answer.related if answer.abstained else answer.citations
+    if sources:
+        print("\nCác đoạn gần nhất:" if answer.abstained else "\nNguồn:")
+    for citation in sources:
+        details = " · ".join(x for x in (citation.outlet, citation.date, citation.url) if x)
+        print(f"[{citation.n}] {citation.title}")
+        if details:
+            print(f"    {details}")
+        print(textwrap.indent(textwrap.fill(citation.text, width=100), "    "))
     return EXIT_OK
 
 

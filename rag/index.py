@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .chunking import CHUNKER_VERSION, Chunk, chunk_article
+from .chunking import CHUNKER_VERSION, Chunk, chunk_article, sentence_id, split_at_ends
 from .corpus import LoadFailure, load_corpus
 from .lexical import LexicalIndex
 from .settings import Settings
@@ -82,6 +82,10 @@ class Hit:
     outlet: str = ""
     date: str = ""
     author: str = ""
+    sentences: tuple[str, ...] = ()  # the passage's sentences, exactly as embedded
+
+    def sentence_ids(self) -> list[str]:
+        return [sentence_id(self.doc_id, s) for s in self.sentences]
 
 
 @dataclass
@@ -455,7 +459,8 @@ def _embed_with_journal(sentences: list[tuple[str, str]], embeddings, journal: E
 def _hit(chunk_id: str, text: str, meta: dict, score: float) -> Hit:
     return Hit(chunk_id=chunk_id, doc_id=meta["doc_id"], text=text, title=meta["title"], score=score,
                position=int(meta.get("position", 0)), url=meta.get("url", ""), outlet=meta.get("outlet", ""),
-               date=meta.get("date", ""), author=meta.get("author", ""))
+               date=meta.get("date", ""), author=meta.get("author", ""),
+               sentences=split_at_ends(text, meta.get("sentence_ends", "")))
 
 
 class VectorIndex:
@@ -510,6 +515,12 @@ class VectorIndex:
         return [(meta["chunk_id"], text, 1.0 - float(distance))
                 for text, meta, distance in zip(result["documents"][0], result["metadatas"][0],
                                                 result["distances"][0])]
+
+    def sentence_vectors(self, sentence_ids: list[str]) -> dict[str, np.ndarray]:
+        if not sentence_ids:
+            return {}
+        got = self._sentences.get(ids=list(dict.fromkeys(sentence_ids)), include=["embeddings"])
+        return dict(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
 
     def lexical_search(self, query: str, k: int = 4) -> list[tuple[str, float]]:
         return self.lexical.search(query, k)

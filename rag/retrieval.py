@@ -10,6 +10,7 @@ BM25 97.4; adding the passage-vector ranking as a third made it worse (96.8-97.1
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from .index import Hit, VectorIndex
 
@@ -28,6 +29,12 @@ def reciprocal_rank_fusion(rankings: list[list[str]], k: int = RRF_K) -> dict[st
 MODES = ("hybrid", "dense", "lexical")
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    hits: list[Hit]
+    query_vector: list[float] | None  # None when the dense side was not used
+
+
 class Retriever:
     """Passages for a question; ``mode`` keeps one side only, to measure what each contributes."""
 
@@ -39,10 +46,13 @@ class Retriever:
         self.candidates = candidates
 
     def search(self, query: str, k: int = 4) -> list[Hit]:
+        return self.retrieve(query, k).hits
+
+    def retrieve(self, query: str, k: int = 4) -> Retrieval:
         if not query.strip():
-            return []
+            return Retrieval([], None)
         depth = max(self.candidates, k)
-        rankings = []
+        rankings, vector = [], None
         if self.mode in ("hybrid", "dense"):
             vector = self.index.embeddings.embed_query(query)
             rankings.append(_unique(cid for cid, _, _ in self.index.sentence_search_vector(vector, k=depth)))
@@ -50,7 +60,8 @@ class Retriever:
             rankings.append([cid for cid, _ in self.index.lexical_search(query, k=depth)])
         fused = reciprocal_rank_fusion(rankings)
         best = sorted(fused, key=lambda cid: -fused[cid])[:k]
-        return [dataclasses.replace(hit, score=fused[hit.chunk_id]) for hit in self.index.get(best)]
+        hits = [dataclasses.replace(hit, score=fused[hit.chunk_id]) for hit in self.index.get(best)]
+        return Retrieval(hits, vector)
 
 
 def _unique(items) -> list:

@@ -8,7 +8,7 @@ import html
 import os
 import sys
 
-from .index import Hit
+from .answer import Answer, Citation
 from .settings import Settings
 
 TITLE = "Hỏi đáp về các chuyến thăm của đoàn Hà Nội"
@@ -19,39 +19,43 @@ EXAMPLES = [
     "Hà Nội tặng La Habana bao nhiêu tấn gạo?",
     "Tại Peru, đoàn đã làm việc với những ai?",
 ]
-NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
-
-
-def render_hits(hits: list[Hit]) -> str:
-    """Markdown for the passages found, numbered, each with its article and link."""
-    if not hits:
-        return NOT_FOUND
-    parts = ["Các đoạn văn liên quan nhất trong các bài báo:"]
-    for n, hit in enumerate(hits, start=1):
-        details = ", ".join(x for x in (hit.outlet, hit.date) if x)
-        source = f"*{_escape(hit.title)}*" + (f" ({_escape(details)})" if details else "")
-        if hit.url:
-            source += f" — [bài gốc]({hit.url})"
-        parts.append(f"**[{n}]** {_escape(hit.text)}\n\n> {source}")
+def render_answer(answer: Answer) -> str:
+    """Markdown: the answer, then each cited passage with its article and a link to the original."""
+    parts = [_escape(answer.text)]
+    sources = answer.related if answer.abstained else answer.citations
+    if sources:
+        parts.append("**Các đoạn gần nhất:**" if answer.abstained else "**Nguồn:**")
+        parts += [_render_citation(c) for c in sources]
     return "\n\n".join(parts)
+
+
+def _render_citation(citation: Citation) -> str:
+    details = ", ".join(x for x in (citation.outlet, citation.date) if x)
+    source = f"*{_escape(citation.title)}*" + (f" ({_escape(details)})" if details else "")
+    if citation.url:
+        source += f" — [bài gốc]({citation.url})"
+    text = _escape(citation.text)
+    if citation.quote:
+        text = text.replace(_escape(citation.quote), f"**{_escape(citation.quote)}**")
+    return f"**[{citation.n}]** {source}\n\n> {text}"
 
 
 def _escape(text: str) -> str:
     # Article text is shown as text: no HTML, no Markdown links or emphasis of its own.
     escaped = html.escape(text, quote=False)
-    for ch in "*_[]`#":
+    for ch in "\\*_[]`#":
         escaped = escaped.replace(ch, "\\" + ch)
     return escaped
 
 
-def build_app(settings: Settings, retriever):
+def build_app(settings: Settings, answerer):
     try:
         import gradio as gr
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise SystemExit("The chat needs gradio: pip install 'gradio>=6'") from exc
 
     def respond(message: str, history: list) -> str:
-        return render_hits(retriever.search(message, k=settings.top_k))
+        return render_answer(answerer.answer(message))
 
     return gr.ChatInterface(
         respond, title=TITLE, description=DESCRIPTION, examples=EXAMPLES, run_examples_on_click=True,
@@ -68,12 +72,14 @@ def serve(settings: Settings) -> None:
     import gradio as gr
 
     from .embeddings import make_embeddings
+    from .answer import ExtractiveAnswerer
     from .index import VectorIndex, ensure_index
     from .retrieval import Retriever
 
     embeddings = make_embeddings(settings)
     ensure_index(settings, embeddings, refresh=True)
-    app = build_app(settings, Retriever(VectorIndex.open(settings, embeddings), settings.retrieval))
+    retriever = Retriever(VectorIndex.open(settings, embeddings), settings.retrieval)
+    app = build_app(settings, ExtractiveAnswerer(retriever, top_k=settings.top_k))
     print(f"Chat: http://{settings.host}:{settings.port}/", file=sys.stderr, flush=True)
     theme = gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])

@@ -73,3 +73,13 @@ def test_a_new_title_gives_new_ids():
     article = _article("Câu một. Câu hai.")
     assert (chunk_article(article)[0].chunk_id
             != chunk_article(dataclasses.replace(article, title="Khác"))[0].chunk_id)
+
+
+def test_sentence_boundaries_survive_as_metadata():
+    from rag.chunking import sentence_ends, split_at_ends
+
+    sentences = ("Cuộc hội đàm tại La Habana. (Ảnh: Minh Thu)", "Đồng chí Luis phát biểu.", "Hết.")
+    text = " ".join(sentences)
+    assert sentence_ends(sentences) == f"{len(sentences[0])},{len(sentences[0]) + 1 + len(sentences[1])},{len(text)}"
+    assert split_at_ends(text, sentence_ends(sentences)) == sentences
+    assert split_at_ends("Một câu.", "") == ("Một câu.",)

@@ -1,0 +1,313 @@
+"""Stage 6: answers with citations, yielded as typed events the CLI, UI and API only render.
+
+The default answerer is extractive and offline: among the sentences of the retrieved passages it
+picks the one that answers (its stored e5 vector against the question's, plus the share of the
+question's words it contains), puts a short direct answer first when the question asks for one
+(a number, a date, a person, a place), and cites the passage ``[n]``. It abstains — "not found in
+the articles" with the closest passages as related — when the evidence is weak or names a
+different place or person than the question.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Union
+
+import numpy as np
+
+from .index import Hit
+from .retrieval import Retriever
+from .text import fold, words
+
+NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
+MAX_ANSWER_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    chunk_id: str
+    doc_id: str
+    title: str
+    url: str
+    outlet: str
+    date: str
+    text: str  # the cited passage
+    quote: str  # the sentence of the passage the answer rests on ("" for related passages)
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    short: str = ""  # the direct answer (number, date, person, place) when there is one
+    related: tuple[Citation, ...] = ()  # closest passages, shown when abstaining
+    timings_ms: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The JSON shape of ``rag ask --json`` and the HTTP API."""
+        return {"question": self.question, "answer": self.text, "short": self.short,
+                "abstained": self.abstained, "citations": [asdict(c) for c in self.citations],
+                "related": [asdict(c) for c in self.related], "timings_ms": self.timings_ms}
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Sources:
+    citations: tuple[Citation, ...]
+
+
+@dataclass(frozen=True)
+class Final:
+    answer: Answer
+
+
+Event = Union[TextDelta, Sources, Final]
+
+
+# --------------------------------------------------------------------------- question analysis
+
+_KINDS = [  # order matters: "ngày bao nhiêu" asks for a date, not a number
+    ("date", re.compile(r"khi nào|bao giờ|lúc nào|ngày nào|ngày bao nhiêu|năm nào|tháng nào|thời gian nào|"
+                        r"\bwhen\b|what date|which (?:day|year|month)", re.I)),
+    ("number", re.compile(r"bao nhiêu|\bmấy\b|how (?:many|much)|số lượng", re.I)),
+    ("person", re.compile(r"\bai\b|tên (?:là )?gì|\bwho(?:m)?\b", re.I)),
+    ("place", re.compile(r"ở đâu|tại đâu|nơi nào|địa điểm nào|\bwhere\b", re.I)),
+]
+# Question words and function words that say nothing about the content sought.
+_STOP = set(fold(
+    "ai gì nào đâu sao bao nhiêu mấy khi giờ lúc là của và với cho các những một được đã có không "
+    "thì mà ở tại trong về đến từ này đó nhé ạ vậy hay hoặc như thế nào bằng theo "
+    "who what when where which how many much did does do is are was were the a an of to in on for "
+    "with by and or").split())
+
+
+def question_kind(question: str) -> str:
+    for kind, pattern in _KINDS:
+        if pattern.search(question):
+            return kind
+    return ""
+
+
+def content_terms(question: str) -> list[str]:
+    return [w for w in (fold(x) for x in words(question)) if w not in _STOP]
+
+
+def asked_unit(question: str) -> list[str]:
+    """The words right after "bao nhiêu" / "mấy" / "how many": what is being counted."""
+    match = re.search(r"(?:bao nhiêu|\bmấy|how many|how much)\s+((?:[^\W\d_]+\s?){1,2})", question, re.I)
+    return [w for w in (fold(x) for x in words(match.group(1))) if w not in _STOP] if match else []
+
+
+def _is_vietnamese(text: str) -> bool:
+    return fold(text) != text.lower()
+
+
+def _named_terms(question: str) -> list[str]:
+    """Capitalised words after the first, and numbers: what the answer's article must mention."""
+    tokens = words(question)
+    named = [t for t in tokens[1:] if t[0].isupper() or t[0].isdigit()]
+    return [fold(t) for t in named if fold(t) not in _STOP]
+
+
+# --------------------------------------------------------------------------- short answers
+
+_DATE = re.compile(
+    r"(?:từ |trong thời gian từ )?ngày \d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
+    r"|(?:từ )?\d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
+    r"|tháng \d{1,2}(?: năm \d{4})?|(?:đầu |cuối |giữa )?năm \d{4}(?: và \d{4})?")
+_NUMBER = re.compile(r"(?<![\d/])\d[\d.,]*(?![\d/])(?:\s+[^\W\d]+){0,2}")
+_SURNAMES = set(fold(
+    "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đinh Trịnh Mai Lương "
+    "Đào Cao Lâm Tạ Tô Trương Chu Quách Lưu Thái Vương Đoàn Kiều Triệu Hà Mạc Tăng Lại").split())
+# Capitalised words that start titles and organisations, not names.
+_NOT_NAMES = set(fold(
+    "Phó Bí Thư Tổng Chủ Tịch Thủ Tướng Bộ Trưởng Đại Sứ Ủy Viên Đảng Cộng Sản Thành Trung Ương Ban "
+    "Đồng Chí Ông Bà Hai Các Những Đoàn Thường Trực Vụ Ngoại Giao Nhà Nước Quân Đội Tập Chính Phủ "
+    "Quốc Hội Sở Cuộc Tại Theo Trong Nhân Việt Nam Hà Nội La Habana Buenos Aires Cuba Peru Argentina "
+    "Thủ Đô Tổ Đỏ Châu Á Thái Bình Dương Nông Nghiệp Mỹ Latinh").split())
+
+
+def short_answer(kind: str, sentence: str, question: str) -> str:
+    asked = set(content_terms(question))
+    if kind == "date":
+        found = _DATE.findall(sentence)
+        return found[0].strip() if found else ""
+    if kind == "number":
+        unit = set(asked_unit(question))
+        spans = [m.group(0).strip() for m in _NUMBER.finditer(sentence)]
+        # "bao nhiêu tấn gạo": the number followed by the unit asked for, else the first number.
+        for span in spans:
+            if unit & {fold(w) for w in words(span)[1:]}:
+                return span
+        return spans[0] if spans else ""
+    if kind == "person":
+        return _person(sentence, asked)
+    if kind == "place":
+        match = re.search(r"\b(?:tại|ở)\s+((?:[^\W\d_][\w-]*\s?){1,8})", sentence)
+        return match.group(1).strip(" ,.;") if match else ""
+    return ""
+
+
+def _person(sentence: str, asked: set[str]) -> str:
+    """The first run of capitalised words that is a name: titles and places ahead of it dropped."""
+    for run in _capitalised_runs(sentence):
+        # "Thành ủy Hà Nội Nguyễn Thị Tuyến": drop title and place words until a surname that
+        # starts a name (Hà is a surname too, but not in "Hà Nội").
+        while run and fold(run[0]) in _NOT_NAMES and not (
+                fold(run[0]) in _SURNAMES and len(run) > 1 and fold(run[1]) not in _NOT_NAMES):
+            run = run[1:]
+        name = run if run and fold(run[0]) in _SURNAMES else [w for w in run if fold(w) not in _NOT_NAMES]
+        if len(name) >= 2 and not {fold(w) for w in name} <= asked:
+            return " ".join(name)
+    return ""
+
+
+def _capitalised_runs(sentence: str) -> list[list[str]]:
+    runs, current = [], []
+    for token in sentence.replace(",", " , ").split() + [","]:
+        word = token.strip(".;:()\"“”")
+        if word and word[0].isupper() and word == token.strip(".;:"):
+            current.append(word)
+            continue
+        if len(current) >= 2:
+            runs.append(current)
+        current = []
+    return runs
+
+
+# --------------------------------------------------------------------------- answering
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    hit: Hit
+    sentence: str
+    similarity: float
+    overlap: float
+
+    @property
+    def score(self) -> float:
+        return self.similarity + OVERLAP_WEIGHT * self.overlap
+
+
+OVERLAP_WEIGHT = 0.1
+MIN_SIMILARITY = 0.80  # provisional floor for the best sentence's cosine similarity
+MIN_OVERLAP = 0.25  # share of the question's content words a Vietnamese answer sentence must hold
+TYPED_MARGIN = 0.03  # a typed question takes a slightly weaker sentence that holds the asked type
+
+
+class ExtractiveAnswerer:
+    def __init__(self, retriever: Retriever, top_k: int = 4) -> None:
+        self.retriever = retriever
+        self.top_k = top_k
+
+    def answer(self, question: str) -> Answer:
+        final = None
+        for event in self.stream(question):
+            if isinstance(event, Final):
+                final = event.answer
+        return final
+
+    def stream(self, question: str) -> Iterator[Event]:
+        started = time.perf_counter()
+        retrieval = self.retriever.retrieve(question, k=self.top_k)
+        retrieved = time.perf_counter()
+        candidates = self._candidates(question, retrieval.hits, retrieval.query_vector)
+        best = self._choose(question, candidates)
+        timings = {"retrieve": 1000 * (retrieved - started), "answer": 1000 * (time.perf_counter() - retrieved)}
+        if best is None:
+            related = tuple(_citation(n, hit, "") for n, hit in enumerate(retrieval.hits, start=1))
+            answer = Answer(question, NOT_FOUND, (), True, related=related, timings_ms=timings)
+            yield Sources(related)
+            yield TextDelta(answer.text)
+            yield Final(answer)
+            return
+        citation = _citation(1, best.hit, best.sentence)
+        short = short_answer(question_kind(question), best.sentence, question)
+        evidence = _clip(best.sentence, short, content_terms(question),
+                         MAX_ANSWER_CHARS - len(short) - 8)
+        text = (f"{short}. " if short else "") + f"{evidence} [1]"
+        answer = Answer(question, text, (citation,), False, short=short, timings_ms=timings)
+        yield Sources(answer.citations)
+        yield TextDelta(text)
+        yield Final(answer)
+
+    def _candidates(self, question: str, hits: list[Hit], query_vector) -> list[_Candidate]:
+        if not hits:
+            return []
+        ids = [sid for hit in hits for sid in hit.sentence_ids()]
+        vectors = self.retriever.index.sentence_vectors(ids) if query_vector is not None else {}
+        query = np.asarray(query_vector, dtype=np.float32) if query_vector is not None else None
+        terms = set(content_terms(question))
+        candidates = []
+        for hit in hits:
+            for sentence, sid in zip(hit.sentences, hit.sentence_ids()):
+                vector = vectors.get(sid)
+                similarity = float(vector @ query) if vector is not None and query is not None else 0.0
+                folded = {fold(w) for w in words(sentence)}
+                overlap = len(terms & folded) / len(terms) if terms else 0.0
+                candidates.append(_Candidate(hit, sentence, similarity, overlap))
+        return sorted(candidates, key=lambda c: -c.score)
+
+    def _choose(self, question: str, candidates: list[_Candidate]) -> _Candidate | None:
+        vietnamese = _is_vietnamese(question)
+        named = _named_terms(question) if vietnamese else []
+        unit = asked_unit(question) if vietnamese else []
+        kind = question_kind(question)
+        eligible = []
+        for candidate in candidates:
+            if candidate.similarity < MIN_SIMILARITY and candidate.overlap < 0.5:
+                break  # sorted by score: the rest are weaker still
+            if vietnamese and candidate.overlap < MIN_OVERLAP:
+                continue  # shares too few of the question's words
+            context = fold(f"{candidate.hit.title} {candidate.hit.text}").replace(" ", "")
+            if not all(term.replace(" ", "") in context for term in named):
+                continue  # names a place or person the question does not ask about
+            if unit and " ".join(unit) not in " ".join(fold(w) for w in words(candidate.sentence)):
+                continue  # "bao nhiêu tấn gạo" answered by a sentence without "tấn gạo"
+            eligible.append(candidate)
+        if not eligible:
+            return None
+        if kind:
+            for candidate in eligible:
+                if candidate.score < eligible[0].score - TYPED_MARGIN:
+                    break
+                if short_answer(kind, candidate.sentence, question):
+                    return candidate
+        return eligible[0]
+
+
+def _citation(n: int, hit: Hit, quote: str) -> Citation:
+    return Citation(n=n, chunk_id=hit.chunk_id, doc_id=hit.doc_id, title=hit.title, url=hit.url,
+                    outlet=hit.outlet, date=hit.date, text=hit.text, quote=quote, score=hit.score)
+
+
+def _clip(sentence: str, focus: str, terms: list[str], limit: int) -> str:
+    """The sentence, or, when too long, its run of clauses richest in the question's words."""
+    if len(sentence) <= limit:
+        return sentence
+    clauses = re.split(r"(?<=[,;:])\s+", sentence)
+    wanted = set(terms)
+    best, best_score = clauses[0][:limit], -1.0
+    for start in range(len(clauses)):
+        piece = ""
+        for end in range(start, len(clauses)):
+            joined = " ".join(clauses[start:end + 1])
+            if len(joined) > limit:
+                break
+            piece = joined
+        if not piece:
+            continue
+        score = len(wanted & {fold(w) for w in words(piece)}) + (2 if focus and focus in piece else 0)
+        if score > best_score:
+            best, best_score = piece, score
+    return best if best.endswith((".", "!", "?")) else best.rstrip(",;: ") + " …"

@@ -1,0 +1,97 @@
+"""The offline extractive answerer, on the real seed index."""
+import pytest
+from conftest import ARGENTINA, CUBA
+
+from rag.answer import (MAX_ANSWER_CHARS, NOT_FOUND, ExtractiveAnswerer, Final, Sources, TextDelta,
+                        _clip, asked_unit, question_kind, short_answer)
+from rag.retrieval import Retriever
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Ai dẫn đầu đoàn?", "person"), ("Who led the delegation?", "person"),
+    ("Hà Nội tặng bao nhiêu tấn gạo?", "number"), ("How many tonnes?", "number"),
+    ("Đoàn thăm Cuba vào thời gian nào?", "date"), ("Ký năm nào?", "date"), ("Ngày bao nhiêu?", "date"),
+    ("Đoàn đặt vòng hoa ở đâu?", "place"), ("Hai bên thảo luận gì?", ""),
+])
+def test_question_kind(question, kind):
+    assert question_kind(question) == kind
+
+
+def test_asked_unit():
+    assert asked_unit("Hà Nội tặng La Habana bao nhiêu tấn gạo?") == ["tan", "gao"]
+    assert asked_unit("Giá vàng là bao nhiêu?") == []
+
+
+def test_short_answers():
+    rice = "Thủ đô La Habana đang đối mặt với vấn đề an ninh lương thực, món quà là 2000 tấn gạo hỗ trợ."
+    assert short_answer("number", rice, "bao nhiêu tấn gạo?") == "2000 tấn gạo"
+    assert short_answer("date", "Đoàn đã thăm Cuba từ ngày 20-23/11.", "khi nào?") == "từ ngày 20-23/11"
+    assert short_answer("date", "Ký kết vào năm 2000 và 2005.", "năm nào?") == "năm 2000 và 2005"
+    leader = ("Đoàn đại biểu thành phố Hà Nội do đồng chí Nguyễn Thị Tuyến, Ủy viên Trung ương Đảng, "
+              "Phó Bí thư Thường trực Thành ủy Hà Nội làm trưởng đoàn đã thăm Cuba.")
+    assert short_answer("person", leader, "Ai dẫn đầu đoàn Hà Nội?") == "Nguyễn Thị Tuyến"
+    assert short_answer("person", "Gặp Phó Tổng Bí thư Đảng Cộng sản Peru Arturo Ayala.", "ai?") == "Arturo Ayala"
+    assert short_answer("person", "Hai bên hội đàm.", "ai?") == ""
+
+
+def test_clip_keeps_the_clauses_with_the_question_words():
+    sentence = "Mở đầu, " + ", ".join(f"mục {i}" for i in range(80)) + ", Hà Nội tặng 2000 tấn gạo."
+    clipped = _clip(sentence, "2000 tấn gạo", ["tang", "gao"], 120)
+    assert len(clipped) <= 120 and "2000 tấn gạo" in clipped
+
+
+@pytest.fixture
+def answerer(indexed, e5):
+    from rag.index import VectorIndex
+
+    index = VectorIndex.open(indexed, e5)
+    yield ExtractiveAnswerer(Retriever(index), top_k=4)
+    index.close()
+
+
+@pytest.mark.parametrize("question, short, doc_id", [
+    ("Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?", "Nguyễn Thị Tuyến", CUBA),
+    ("Hà Nội tặng La Habana bao nhiêu tấn gạo?", "2000 tấn gạo", CUBA),
+    ("Ai dẫn đầu đoàn Hà Nội thăm Argentina và Peru?", "Ngô Thị Thanh Hằng", ARGENTINA),
+    ("Tổng Bí thư Đảng Cộng sản Argentina là ai?", "Victor Gorodeki Kot", ARGENTINA),
+    ("Hà Nội và La Habana ký biên bản ghi nhớ năm nào?", "năm 2000 và 2005", CUBA),
+])
+def test_answers_put_the_fact_first_and_cite_the_passage_holding_it(answerer, question, short, doc_id):
+    answer = answerer.answer(question)
+    assert not answer.abstained
+    assert answer.short == short and answer.text.startswith(short)
+    assert len(answer.text) <= MAX_ANSWER_CHARS and answer.text.endswith("[1]")
+    (citation,) = answer.citations
+    assert citation.n == 1 and citation.doc_id == doc_id
+    assert citation.quote in citation.text and short in citation.quote
+    assert set(answer.timings_ms) == {"retrieve", "answer"}
+
+
+def test_every_citation_points_to_a_retrieved_passage(answerer):
+    for question in ("Đoàn gặp ai ở Peru?", "ha noi tang la habana bao nhieu tan gao",
+                     "Hai bên thống nhất điều gì về du lịch?"):
+        retrieved = {h.chunk_id for h in answerer.retriever.search(question, k=answerer.top_k)}
+        answer = answerer.answer(question)
+        assert {c.chunk_id for c in answer.citations + answer.related} <= retrieved
+
+
+@pytest.mark.parametrize("question", [
+    "Đoàn Hà Nội thăm Brazil khi nào?",  # a country not visited
+    "Ai dẫn đầu đoàn Hà Nội thăm Lào?",
+    "Hà Nội tặng Peru bao nhiêu tấn gạo?",  # a figure the articles do not give
+    "Đoàn có bao nhiêu thành viên?",
+    "Giá vàng hôm nay là bao nhiêu?",  # off topic
+])
+def test_unanswerable_questions_abstain_and_show_related_passages(answerer, question):
+    answer = answerer.answer(question)
+    assert answer.abstained and answer.text == NOT_FOUND and answer.citations == ()
+    assert len(answer.related) >= 1 and [c.n for c in answer.related] == list(range(1, len(answer.related) + 1))
+
+
+def test_events_come_as_sources_text_then_final(answerer):
+    events = list(answerer.stream("Hà Nội tặng La Habana bao nhiêu tấn gạo?"))
+    assert [type(e) for e in events] == [Sources, TextDelta, Final]
+    assert events[1].text == events[2].answer.text and events[0].citations == events[2].answer.citations
+    as_json = events[2].answer.as_dict()
+    assert as_json["answer"].startswith("2000 tấn gạo") and as_json["abstained"] is False
+    assert as_json["citations"][0]["n"] == 1 and as_json["citations"][0]["url"].startswith("https://")
