@@ -37,8 +37,18 @@ class Settings:
     #: Where the chat listens. ``RAG_HOST`` / ``RAG_PORT``; loopback unless asked otherwise.
     host: str = "127.0.0.1"
     port: int = 7860
-    #: Chunks embedded per call while ingesting. ``RAG_EMBED_BATCH``.
+    #: Sentences embedded per call while ingesting. ``RAG_EMBED_BATCH``.
     embed_batch: int = 16
+    #: Optional LLM answerer: ``none`` (extractive, offline), ``openai`` (any OpenAI-compatible
+    #: server: vLLM, llama.cpp, Ollama, LM Studio) or ``ollama`` (Ollama's own API). ``RAG_LLM``.
+    llm: str = "none"
+    #: Server address, e.g. ``http://127.0.0.1:8000/v1`` (openai) or ``http://127.0.0.1:11434``
+    #: (ollama). ``RAG_LLM_BASE_URL``.
+    llm_base_url: str = ""
+    #: Model name as the server knows it. ``RAG_LLM_MODEL``.
+    llm_model: str = ""
+    #: API key, when the server wants one. ``RAG_LLM_API_KEY``.
+    llm_api_key: str = ""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
