@@ -32,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", help="answer a question, citing the passages")
     _store_options(ask)
-    ask.add_argument("question")
+    ask.add_argument("question", nargs="?", help="the question (omit with --jsonl)")
+    output = ask.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    output.add_argument("--jsonl", action="store_true",
+                        help="read one question a line from stdin, print one JSON object a line")
     ask.add_argument("-k", "--top-k", type=int, metavar="N",
                      help="passages to draw the answer from (default: $RAG_TOP_K or 4)")
 
@@ -64,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ingest":
             return _ingest(settings, rebuild=args.rebuild, progress=not args.quiet)
         if args.command == "ask":
-            return _ask(settings, args.question)
+            if args.jsonl == bool(args.question):
+                print("error: give a question, or --jsonl and questions on stdin", file=sys.stderr)
+                return EXIT_ERROR
+            return _ask(settings, args)
         if args.command == "eval":
             return _eval(settings, args)
         if args.command == "serve":
@@ -90,7 +97,9 @@ def _ingest(settings: Settings, rebuild: bool, progress: bool) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED_FILES
 
 
-def _ask(settings: Settings, question: str) -> int:
+def _ask(settings: Settings, args) -> int:
+    import json
+
     from .answer import ExtractiveAnswerer
     from .embeddings import make_embeddings
     from .index import VectorIndex, ensure_index
@@ -100,20 +109,34 @@ def _ask(settings: Settings, question: str) -> int:
     ensure_index(settings, embeddings)
     index = VectorIndex.open(settings, embeddings)
     try:
-        answer = ExtractiveAnswerer(Retriever(index, settings.retrieval), top_k=settings.top_k).answer(question)
+        answerer = ExtractiveAnswerer(Retriever(index, settings.retrieval), top_k=settings.top_k)
+        if args.jsonl:
+            for line in sys.stdin:
+                if line.strip():
+                    print(json.dumps(answerer.answer(line.strip()).as_dict(), ensure_ascii=False), flush=True)
+            return EXIT_OK
+        answer = answerer.answer(args.question)
     finally:
         index.close()
-    print(answer.text)
+    if args.json:
+        print(json.dumps(answer.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        print(_render_answer(answer))
+    return EXIT_OK
+
+
+def _render_answer(answer) -> str:
+    lines = [answer.text]
     sources = answer.related if answer.abstained else answer.citations
     if sources:
-        print("\nCác đoạn gần nhất:" if answer.abstained else "\nNguồn:")
+        lines.append("\nCác đoạn gần nhất:" if answer.abstained else "\nNguồn:")
     for citation in sources:
         details = " · ".join(x for x in (citation.outlet, citation.date, citation.url) if x)
-        print(f"[{citation.n}] {citation.title}")
+        lines.append(f"[{citation.n}] {citation.title}")
         if details:
-            print(f"    {details}")
-        print(textwrap.indent(textwrap.fill(citation.text, width=100), "    "))
-    return EXIT_OK
+            lines.append(f"    {details}")
+        lines.append(textwrap.indent(textwrap.fill(citation.text, width=100), "    "))
+    return "\n".join(lines)
 
 
 def _eval(settings: Settings, args) -> int:

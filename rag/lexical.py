@@ -60,6 +60,10 @@ class LexicalIndex:
         retriever = bm25s.BM25.load(str(path), show_progress=False) if chunk_ids else None
         return cls(retriever, chunk_ids)
 
+    def knows(self, word: str) -> bool:
+        """Whether a word (any case, with or without diacritics) occurs anywhere in the index."""
+        return self._retriever is not None and fold(word) in self._retriever.vocab_dict
+
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """``(chunk_id, bm25 score)`` best first; only passages sharing a term with the query."""
         query_tokens = tokens(query)
