@@ -61,3 +61,28 @@ def test_errors_are_clear_and_exit_2(isolated, indexed, minilm_path):
     assert result.returncode == 2
     assert "error:" in result.stderr and "rag ingest --rebuild" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ask_json_and_jsonl_contract(indexed):
+    import json
+
+    result = run_rag("ask", "--json", "Hà Nội tặng La Habana bao nhiêu tấn gạo?")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert {"answer", "citations", "abstained", "timings_ms"} <= set(answer)
+    assert answer["answer"].startswith("2000 tấn gạo") and answer["abstained"] is False
+    first = answer["citations"][0]
+    assert {"n", "doc_id", "title", "url", "text", "score"} <= set(first) and first["n"] == 1
+    assert "2000 tấn gạo" in first["text"]
+
+    questions = "Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?\n\nĐoàn Hà Nội thăm Brazil khi nào?\n"
+    import subprocess
+    import sys
+
+    lines = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "--jsonl"], input=questions,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    cuba, brazil = (json.loads(line) for line in lines)
+    assert cuba["answer"].startswith("Nguyễn Thị Tuyến") and not cuba["abstained"]
+    assert brazil["abstained"] and brazil["citations"] == [] and brazil["related"]
+
+    assert run_rag("ask").returncode == 2  # neither a question nor --jsonl
