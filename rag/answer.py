@@ -92,6 +92,20 @@ _STOP = set(fold(
     "with by and or").split())
 
 
+# Questions about the article itself, answered from its metadata (folded patterns).
+_ABOUT_ARTICLE = [
+    ("author", re.compile(r"\b(?:tac gia|ai viet|nguoi viet|phong vien nao|author|who wrote|written by)\b")),
+    ("url", re.compile(r"\b(?:duong dan|duong link|link|url|dia chi bai)\b")),
+    ("outlet", re.compile(r"\b(?:bao nao|to bao|co quan bao chi|hang tin|nguon bai|outlet|newspaper|"
+                          r"news agency|which (?:news|paper)|published)\b")),
+]
+
+
+def article_field(question: str) -> str:
+    folded = fold(question)
+    return next((name for name, pattern in _ABOUT_ARTICLE if pattern.search(folded)), "")
+
+
 def question_kind(question: str) -> str:
     folded = fold(question)
     for kind, pattern in _KINDS:
@@ -232,6 +246,10 @@ class ExtractiveAnswerer:
         started = time.perf_counter()
         retrieval = self.retriever.retrieve(question, k=self.top_k)
         retrieved = time.perf_counter()
+        field_asked = article_field(question)
+        if field_asked and retrieval.hits:
+            yield from self._about_article(question, field_asked, retrieval.hits[0], started, retrieved)
+            return
         candidates = self._candidates(question, retrieval.hits, retrieval.query_vector)
         best = self._choose(question, candidates)
         timings = {"retrieve": 1000 * (retrieved - started), "answer": 1000 * (time.perf_counter() - retrieved)}
@@ -275,6 +293,22 @@ class ExtractiveAnswerer:
                 overlap = len(terms & folded) / len(terms) if terms else 0.0
                 candidates.append(_Candidate(hit, sentence, similarity, overlap))
         return sorted(candidates, key=lambda c: -c.score)
+
+    def _about_article(self, question: str, field_asked: str, hit: Hit, started: float,
+                       retrieved: float) -> Iterator[Event]:
+        """Author, outlet or link of the article the question is about (its best passage's)."""
+        domain = re.sub(r"^www\.", "", hit.url.split("/")[2]) if hit.url.count("/") >= 2 else ""
+        value = {"author": hit.author, "url": hit.url,
+                 "outlet": f"{hit.outlet} ({domain})" if hit.outlet and domain else hit.outlet or domain}[field_asked]
+        timings = {"retrieve": 1000 * (retrieved - started), "answer": 1000 * (time.perf_counter() - retrieved)}
+        citation = _citation(1, hit, "")
+        if value:
+            answer = Answer(question, f"{value} [1]", (citation,), False, short=value, timings_ms=timings)
+        else:
+            answer = Answer(question, NOT_FOUND, (), True, related=(citation,), timings_ms=timings)
+        yield Sources(answer.citations or answer.related)
+        yield TextDelta(answer.text)
+        yield Final(answer)
 
     @staticmethod
     def _second(best: _Candidate, candidates: list[_Candidate], room: int) -> _Candidate | None:

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
             serve(settings)
             return EXIT_OK
-    except (StoreError, EmbeddingError, ValueError, OSError) as exc:
+    except (StoreError, EmbeddingError, ValueError, ImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -100,16 +100,16 @@ def _ingest(settings: Settings, rebuild: bool, progress: bool) -> int:
 def _ask(settings: Settings, args) -> int:
     import json
 
-    from .answer import ExtractiveAnswerer
     from .embeddings import make_embeddings
     from .index import VectorIndex, ensure_index
+    from .llm import make_answerer
     from .retrieval import Retriever
 
     embeddings = make_embeddings(settings)
     ensure_index(settings, embeddings)
     index = VectorIndex.open(settings, embeddings)
     try:
-        answerer = ExtractiveAnswerer(Retriever(index, settings.retrieval), top_k=settings.top_k)
+        answerer = make_answerer(settings, Retriever(index, settings.retrieval))
         if args.jsonl:
             for line in sys.stdin:
                 if line.strip():

@@ -8,7 +8,7 @@ import html
 import os
 import sys
 
-from .answer import Answer, Citation
+from .answer import Answer, Citation, Final, TextDelta
 from .settings import Settings
 
 TITLE = "Hỏi đáp về các chuyến thăm của đoàn Hà Nội"
@@ -54,8 +54,16 @@ def build_app(settings: Settings, answerer):
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise SystemExit("The chat needs gradio: pip install 'gradio>=6'") from exc
 
-    def respond(message: str, history: list) -> str:
-        return render_answer(answerer.answer(message))
+    def respond(message: str, history: list):
+        # Deltas are a preview (an LLM's tokens); the final answer replaces them, since citation
+        # checks may have changed it.
+        text = ""
+        for event in answerer.stream(message):
+            if isinstance(event, TextDelta):
+                text += event.text
+                yield _escape(text)
+            elif isinstance(event, Final):
+                yield render_answer(event.answer)
 
     return gr.ChatInterface(
         respond, title=TITLE, description=DESCRIPTION, examples=EXAMPLES, run_examples_on_click=True,
@@ -72,14 +80,14 @@ def serve(settings: Settings) -> None:
     import gradio as gr
 
     from .embeddings import make_embeddings
-    from .answer import ExtractiveAnswerer
     from .index import VectorIndex, ensure_index
+    from .llm import make_answerer
     from .retrieval import Retriever
 
     embeddings = make_embeddings(settings)
     ensure_index(settings, embeddings, refresh=True)
     retriever = Retriever(VectorIndex.open(settings, embeddings), settings.retrieval)
-    app = build_app(settings, ExtractiveAnswerer(retriever, top_k=settings.top_k))
+    app = build_app(settings, make_answerer(settings, retriever))
     print(f"Chat: http://{settings.host}:{settings.port}/", file=sys.stderr, flush=True)
     theme = gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "monospace"])

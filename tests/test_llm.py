@@ -1,0 +1,312 @@
+"""The optional LLM answerer: citation checking, fallback, streaming, and the chat models over HTTP.
+
+Retrieval is real (the seed index, the e5 embedder); the model is scripted, either in process
+(LangChain's GenericFakeChatModel) or behind a real HTTP server on loopback (tests/openai_stub.py).
+"""
+import logging
+import sys
+
+import pytest
+from conftest import CUBA
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from openai_stub import StubChatServer
+
+from rag.answer import NOT_FOUND, ExtractiveAnswerer, Final, Sources, TextDelta
+from rag.llm import (SYSTEM_PROMPT, LLMAnswerer, build_messages, clean_citations, find_citations,
+                     make_answerer, make_chat_model, says_not_found, strip_reasoning)
+from rag.retrieval import Retriever
+from rag.settings import Settings
+
+RICE = "Hà Nội tặng La Habana bao nhiêu tấn gạo?"
+
+# --------------------------------------------------------------------------- pure functions
+
+
+@pytest.mark.parametrize("text, numbers", [
+    ("Hà Nội tặng 2000 tấn gạo [1].", [1]),
+    ("Hai bên ký hai biên bản [1, 2].", [1, 2]),
+    ("Hai bên ký hai biên bản [1][2].", [1, 2]),
+    ("Xem đoạn [12].", [12]),
+    ("A [2]. B [1][2]. C [2, 1].", [2, 1]),  # first appearance order, each once
+    ("Các đoạn [1-3].", [1, 2, 3]),
+    ("Các đoạn [1; 3] và [ 4 ].", [1, 3, 4]),
+    ("Ghi chú [a], [1a], [x1] và năm [2000].", []),  # not citations
+    ("Không có trích dẫn.", []),
+])
+def test_find_citations(text, numbers):
+    assert find_citations(text) == numbers
+
+
+@pytest.mark.parametrize("text, cleaned", [
+    ("Gạo [1].", "Gạo [1]."),  # valid: untouched
+    ("Gạo [1, 2] và [3].", "Gạo [1, 2] và [3]."),
+    ("Gạo [7].", "Gạo."),  # the bracket goes with the space before it
+    ("Gạo [1, 7].", "Gạo [1]."),
+    ("Gạo [1][7] và ngô.", "Gạo [1] và ngô."),
+    ("Gạo [7][1] và ngô.", "Gạo [1] và ngô."),
+    ("Gạo [12].", "Gạo."),
+    ("Gạo [2-5].", "Gạo [2, 3]."),
+    ("Gạo [a] [1a] [0].", "Gạo [a] [1a]."),  # [0] is never a passage
+    ("[7] Gạo.", "Gạo."),
+])
+def test_clean_citations(text, cleaned):
+    assert clean_citations(text, {1, 2, 3}) == cleaned
+
+
+@pytest.mark.parametrize("text, not_found", [
+    (NOT_FOUND, True),
+    ("Không tìm thấy thông tin này trong các bài báo. [1]", True),
+    ("khong tim thay thong tin nay trong cac bai bao", True),
+    ("Các đoạn trích không đề cập đến số thành viên của đoàn.", True),
+    ("Hà Nội tặng La Habana 2000 tấn gạo [1].", False),
+    ("Hà Nội tặng 2000 tấn gạo [1]. Số thành viên không được đề cập.", False),  # only the first sentence
+])
+def test_says_not_found(text, not_found):
+    assert says_not_found(text) is not_found
+
+
+def test_strip_reasoning():
+    assert strip_reasoning("<think>Đoạn [7]?</think>\n\nGạo [1].") == "Gạo [1]."
+    assert strip_reasoning("<think>chưa nghĩ xong") == ""
+    assert strip_reasoning("Gạo [1].") == "Gạo [1]."
+
+
+# --------------------------------------------------------------------------- scripted model
+
+
+class ScriptedChatModel(GenericFakeChatModel):
+    """Replies with the scripted messages in turn, streamed word by word; records each prompt."""
+    prompts: list = []
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.prompts.append(messages)
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+def scripted(*replies: str) -> ScriptedChatModel:
+    return ScriptedChatModel(messages=iter(replies))
+
+
+class BrokenChatModel(GenericFakeChatModel):
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        raise ConnectionError("connection refused")
+
+
+@pytest.fixture
+def retriever(indexed, e5):
+    from rag.index import VectorIndex
+
+    index = VectorIndex.open(indexed, e5)
+    yield Retriever(index)
+    index.close()
+
+
+def passage_number(retriever, question: str, needle: str, k: int = 4) -> int:
+    """The number [n] of the retrieved passage that contains ``needle``."""
+    hits = retriever.retrieve(question, k).hits
+    return next(n for n, hit in enumerate(hits, start=1) if needle in hit.text)
+
+
+def run(answerer, question):
+    events = list(answerer.stream(question))
+    finals = [e for e in events if isinstance(e, Final)]
+    assert len(finals) == 1 and events[-1] is finals[0]
+    return events, finals[0].answer
+
+
+def streamed_text(events) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def test_prompt_numbers_the_passages_in_retrieval_order(retriever):
+    hits = retriever.retrieve(RICE, 4).hits
+    system, user = build_messages(RICE, hits)
+    assert NOT_FOUND in system.content and "[1]" in system.content and "tiếng Việt" in SYSTEM_PROMPT
+    assert user.content.endswith("chỉ dựa trên các đoạn trích từ [1] đến [4] ở trên, ghi số đoạn trích sau mỗi thông tin.")
+    assert f"Câu hỏi: {RICE}" in user.content
+    positions = [user.content.index(f"[{n}] Bài báo: {hit.title} ({hit.outlet})\n{hit.text}")
+                 for n, hit in enumerate(hits, start=1)]
+    assert positions == sorted(positions)
+
+
+def test_correct_citations_are_kept_with_their_quotes(retriever):
+    rice = passage_number(retriever, RICE, "2000 tấn gạo")
+    memoranda = passage_number(retriever, RICE, "năm 2000 và 2005")
+    reply = (f"Hà Nội tặng La Habana 2000 tấn gạo [{rice}]. "
+             f"Hai bên đã ký hai biên bản ghi nhớ vào năm 2000 và 2005 [{memoranda}].")
+    model = scripted(reply)
+    events, answer = run(LLMAnswerer(retriever, model, top_k=4), RICE)
+
+    hits = retriever.retrieve(RICE, 4).hits
+    assert answer.text == reply and not answer.abstained
+    assert [c.n for c in answer.citations] == sorted([rice, memoranda])
+    by_n = {c.n: c for c in answer.citations}
+    assert by_n[rice].chunk_id == hits[rice - 1].chunk_id and by_n[rice].doc_id == CUBA
+    assert "2000 tấn gạo" in by_n[rice].quote and by_n[rice].quote in hits[rice - 1].sentences
+    assert "2005" in by_n[memoranda].quote
+    assert {"retrieve", "generate"} <= set(answer.timings_ms) and "fallback" not in answer.timings_ms
+    # The model was asked once, with the passages it cites.
+    (prompt,) = model.prompts
+    assert hits[rice - 1].text in prompt[1].content
+
+
+def test_numbers_beyond_the_passages_are_removed(retriever):
+    rice = passage_number(retriever, RICE, "2000 tấn gạo", k=3)
+    events, answer = run(LLMAnswerer(retriever, scripted(f"Hà Nội tặng 2000 tấn gạo [{rice}][7]. Theo [9]."),
+                                     top_k=3), RICE)
+    assert answer.text == f"Hà Nội tặng 2000 tấn gạo [{rice}]. Theo."
+    assert [c.n for c in answer.citations] == [rice]
+    retrieved = {h.chunk_id for h in retriever.retrieve(RICE, 3).hits}
+    assert {c.chunk_id for c in answer.citations} <= retrieved
+    assert "[7]" in streamed_text(events)  # the preview had it; the Final is what counts
+
+
+def test_an_answer_without_citations_falls_back_to_the_extractive_answer(retriever):
+    events, answer = run(LLMAnswerer(retriever, scripted("Hà Nội tặng La Habana 2000 tấn gạo."), top_k=4), RICE)
+    extractive = ExtractiveAnswerer(retriever, top_k=4).answer(RICE)
+    assert (answer.text, answer.citations, answer.short) == (extractive.text, extractive.citations, extractive.short)
+    assert answer.short == "2000 tấn gạo" and not answer.abstained
+    # Tokens were already streamed: the Final replaces them, and no second Sources or delta follows.
+    assert streamed_text(events) == "Hà Nội tặng La Habana 2000 tấn gạo."
+    assert [type(e) for e in events].count(Sources) == 1 and isinstance(events[-2], TextDelta)
+    assert {"retrieve", "generate", "fallback"} <= set(answer.timings_ms)
+
+
+def test_invented_facts_with_no_valid_citation_fall_back_and_abstain(retriever):
+    question = "Đoàn Hà Nội thăm Brazil khi nào?"
+    invented = "Đoàn Hà Nội thăm Brazil từ ngày 5 đến 9/6/2023 [7]."
+    events, answer = run(LLMAnswerer(retriever, scripted(invented), top_k=4), question)
+    assert answer.abstained and answer.text == NOT_FOUND and answer.citations == ()
+    retrieved = {h.chunk_id for h in retriever.retrieve(question, 4).hits}
+    assert answer.related and {c.chunk_id for c in answer.related} <= retrieved
+
+
+@pytest.mark.parametrize("question, abstains", [
+    ("Đoàn có bao nhiêu thành viên?", True),  # the extractive answerer abstains too
+    (RICE, False),  # the model gave up, the extractive answerer finds it
+])
+def test_the_models_not_found_goes_to_the_fallback(retriever, question, abstains):
+    events, answer = run(LLMAnswerer(retriever, scripted(NOT_FOUND), top_k=4), question)
+    assert answer.abstained is abstains
+    assert answer.text == (NOT_FOUND if abstains else ExtractiveAnswerer(retriever, top_k=4).answer(question).text)
+
+
+def test_without_a_fallback_the_answerer_abstains_with_the_retrieved_passages(retriever):
+    events, answer = run(LLMAnswerer(retriever, scripted(NOT_FOUND), top_k=4, fallback=None), RICE)
+    assert answer.abstained and answer.text == NOT_FOUND and answer.citations == ()
+    assert [c.chunk_id for c in answer.related] == [h.chunk_id for h in retriever.retrieve(RICE, 4).hits]
+
+
+def test_streaming_yields_sources_then_several_deltas_then_one_final(retriever):
+    rice = passage_number(retriever, RICE, "2000 tấn gạo")
+    reply = f"Hà Nội tặng Thủ đô La Habana 2000 tấn gạo hỗ trợ an ninh lương thực [{rice}]."
+    events, answer = run(LLMAnswerer(retriever, scripted(reply), top_k=4), RICE)
+    kinds = [type(e) for e in events]
+    assert kinds[0] is Sources and kinds[-1] is Final
+    assert set(kinds[1:-1]) == {TextDelta} and len(kinds[1:-1]) >= 5
+    assert streamed_text(events) == answer.text == reply
+    sources = events[0].citations
+    assert [c.n for c in sources] == [1, 2, 3, 4] and all(c.quote == "" for c in sources)
+    assert answer.citations[0].chunk_id == sources[rice - 1].chunk_id
+
+
+def test_reasoning_is_not_streamed_and_not_parsed(retriever):
+    rice = passage_number(retriever, RICE, "2000 tấn gạo")
+    reply = f"<think>Có lẽ là đoạn [9] hoặc [{rice}].</think>\n2000 tấn gạo [{rice}]."
+    events, answer = run(LLMAnswerer(retriever, scripted(reply), top_k=4), RICE)
+    assert "think" not in streamed_text(events) and "[9]" not in streamed_text(events)
+    assert answer.text == f"2000 tấn gạo [{rice}]." and [c.n for c in answer.citations] == [rice]
+
+
+def test_a_failing_model_falls_back_with_a_warning(retriever, caplog):
+    with caplog.at_level(logging.WARNING, logger="rag.llm"):
+        events, answer = run(LLMAnswerer(retriever, BrokenChatModel(messages=iter([])), top_k=4), RICE)
+    assert answer.short == "2000 tấn gạo" and "connection refused" in caplog.text
+    # Nothing was streamed: the fallback's text comes as the one delta.
+    assert [type(e) for e in events] == [Sources, TextDelta, Final] and events[1].text == answer.text
+
+
+def test_an_empty_question_does_not_call_the_model(retriever):
+    model = scripted()
+    events, answer = run(LLMAnswerer(retriever, model, top_k=4), "   ")
+    assert answer.abstained and answer.text == NOT_FOUND and model.prompts == []
+    assert [type(e) for e in events] == [Sources, TextDelta, Final]
+    assert answer.timings_ms["generate"] == 0
+
+
+# --------------------------------------------------------------------------- chat model factory
+
+
+def test_make_chat_model_none_and_errors():
+    assert make_chat_model(Settings()) is None and make_chat_model(Settings(llm="none")) is None
+    with pytest.raises(ValueError, match="RAG_LLM.*none, openai, ollama"):
+        make_chat_model(Settings(llm="gpt"))
+    with pytest.raises(ValueError, match="RAG_LLM_MODEL"):
+        make_chat_model(Settings(llm="openai", llm_base_url="http://127.0.0.1:8000/v1"))
+    with pytest.raises(ValueError, match="RAG_LLM_BASE_URL"):
+        make_chat_model(Settings(llm="openai", llm_model="qwen"))
+
+
+def test_a_missing_integration_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "langchain_openai", None)  # makes the import fail
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[llm\]'"):
+        make_chat_model(Settings(llm="openai", llm_base_url="http://127.0.0.1:8000/v1", llm_model="qwen"))
+
+
+def test_make_chat_model_builds_the_langchain_models():
+    from langchain_ollama import ChatOllama
+    from langchain_openai import ChatOpenAI
+
+    openai = make_chat_model(Settings(llm="openai", llm_base_url="http://127.0.0.1:8000/v1", llm_model="qwen"))
+    assert isinstance(openai, ChatOpenAI)
+    assert (openai.model_name, openai.openai_api_base, openai.temperature) == ("qwen", "http://127.0.0.1:8000/v1", 0)
+    ollama = make_chat_model(Settings(llm="Ollama", llm_base_url="http://10.0.0.5:11434", llm_model="qwen3:4b"))
+    assert isinstance(ollama, ChatOllama)
+    assert (ollama.model, ollama.base_url, ollama.temperature) == ("qwen3:4b", "http://10.0.0.5:11434", 0)
+
+
+def test_make_answerer_follows_rag_llm(retriever):
+    assert type(make_answerer(Settings(), retriever)) is ExtractiveAnswerer
+    answerer = make_answerer(Settings(llm="ollama", llm_model="qwen3:4b", top_k=3), retriever)
+    assert isinstance(answerer, LLMAnswerer) and answerer.top_k == 3
+
+
+# --------------------------------------------------------------------------- over real HTTP
+
+
+def test_openai_compatible_server_over_http(retriever):
+    assert passage_number(retriever, RICE, "2000 tấn gạo") == 1  # what the fixed reply cites
+    reply = "Hà Nội tặng La Habana 2000 tấn gạo [1][5]."
+    with StubChatServer(reply) as server:
+        model = make_chat_model(Settings(llm="openai", llm_base_url=f"{server.url}/v1",
+                                         llm_model="stub", llm_api_key="x"))
+        assert model.invoke("Xin chào").content == reply  # non-streaming
+        events, answer = run(LLMAnswerer(retriever, model, top_k=4), RICE)
+
+    assert len([e for e in events if isinstance(e, TextDelta)]) >= 5
+    assert streamed_text(events) == reply  # streamed as the server sent it
+    assert answer.text == "Hà Nội tặng La Habana 2000 tấn gạo [1]."  # [5]: only 4 passages
+    (citation,) = answer.citations
+    assert citation.n == 1 and citation.chunk_id == retriever.retrieve(RICE, 4).hits[0].chunk_id
+    assert "2000 tấn gạo" in citation.quote
+
+    first, second = server.requests
+    assert first["path"] == second["path"] == "/v1/chat/completions"
+    assert first["body"].get("stream") in (None, False) and second["body"]["stream"] is True
+    assert second["body"]["model"] == "stub" and second["headers"]["authorization"] == "Bearer x"
+    system, user = second["body"]["messages"]
+    assert system["role"] == "system" and NOT_FOUND in system["content"]
+    assert user["role"] == "user" and RICE in user["content"] and "[4] Bài báo:" in user["content"]
+
+
+def test_ollama_server_over_http(retriever):
+    reply = "Hà Nội tặng La Habana 2000 tấn gạo [1]."
+    with StubChatServer(reply) as server:
+        model = make_chat_model(Settings(llm="ollama", llm_base_url=server.url, llm_model="stub"))
+        events, answer = run(LLMAnswerer(retriever, model, top_k=4), RICE)
+
+    assert streamed_text(events) == answer.text == reply
+    assert [c.n for c in answer.citations] == [1] and "2000 tấn gạo" in answer.citations[0].quote
+    (request,) = server.requests
+    assert request["path"] == "/api/chat" and request["body"]["model"] == "stub"
+    assert request["body"]["stream"] is True and request["body"]["messages"][0]["role"] == "system"
