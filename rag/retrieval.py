@@ -13,8 +13,20 @@ import dataclasses
 from dataclasses import dataclass
 
 from .index import Hit, VectorIndex
+from .text import fold, words
 
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very first ranks
+NEAR_DUPLICATE = 0.8  # Jaccard similarity of word 3-grams above which two passages say the same
+
+
+def shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
+    tokens = [fold(w) for w in words(text)]
+    return {tuple(tokens[i:i + n]) for i in range(max(len(tokens) - n + 1, 1))}
+
+
+def is_near_duplicate(a: set, b: set, threshold: float = NEAR_DUPLICATE) -> bool:
+    """Jaccard similarity of two shingle sets: the same caption twice, a syndicated copy."""
+    return bool(a or b) and len(a & b) / len(a | b) >= threshold
 
 
 def reciprocal_rank_fusion(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
@@ -59,8 +71,16 @@ class Retriever:
         if self.mode in ("hybrid", "lexical"):
             rankings.append([cid for cid, _ in self.index.lexical_search(query, k=depth)])
         fused = reciprocal_rank_fusion(rankings)
-        best = sorted(fused, key=lambda cid: -fused[cid])[:k]
-        hits = [dataclasses.replace(hit, score=fused[hit.chunk_id]) for hit in self.index.get(best)]
+        ranked = sorted(fused, key=lambda cid: -fused[cid])[:3 * k]  # room to drop duplicates
+        hits, kept = [], []
+        for hit in self.index.get(ranked):
+            marks = shingles(hit.text)
+            if any(is_near_duplicate(marks, other) for other in kept):
+                continue
+            kept.append(marks)
+            hits.append(dataclasses.replace(hit, score=fused[hit.chunk_id]))
+            if len(hits) == k:
+                break
         return Retrieval(hits, vector)
 
 

@@ -67,3 +67,37 @@ def test_each_side_alone_and_unknown_modes(indexed, e5):
             Retriever(index, "sparse")
     finally:
         index.close()
+
+
+def test_near_duplicate_by_hand():
+    from rag.retrieval import is_near_duplicate, shingles
+
+    caption = "Cuộc hội đàm giữa Đoàn đại biểu thành phố Hà Nội và Thành ủy La Habana. (Ảnh: Minh Thu)"
+    assert shingles("Hà Nội tặng gạo") == {("ha", "noi", "tang"), ("noi", "tang", "gao")}
+    assert is_near_duplicate(shingles(caption), shingles(caption.upper().replace("Minh Thu", "M. Thu")))
+    assert not is_near_duplicate(shingles(caption), shingles("Đoàn tới Peru và gặp Arturo Ayala tại Lima."))
+    assert not is_near_duplicate(set(), set())
+
+
+def test_a_syndicated_copy_is_not_returned_twice(corpus, indexed, e5):
+    from rag.index import VectorIndex, ingest
+
+    original = (corpus / f"{CUBA}.txt").read_text(encoding="utf-8")
+    # The same story from another outlet: the same text, another title and source line.
+    copy = original.replace("Tiếp tục thúc đẩy", "Hà Nội và La Habana: tiếp tục thúc đẩy", 1).replace(
+        "Nguồn LĐTĐ: https://laodongthudo.vn/", "Nguồn: https://hanoimoi.vn/")
+    (corpus / "ban-sao-hanoimoi.txt").write_text(copy, encoding="utf-8")
+    ingest(indexed, e5, progress=False, log=lambda m: None)
+    index = VectorIndex.open(indexed, e5)
+    try:
+        from rag.retrieval import is_near_duplicate, shingles
+
+        hits = Retriever(index).search("Hà Nội tặng La Habana bao nhiêu tấn gạo?", k=4)
+        assert len(hits) == 4
+        # Both outlets' copies of the top passage are in the index; only one is returned.
+        twins = [h for h in index.passages() if h.text == hits[0].text]
+        assert {h.doc_id for h in twins} == {CUBA, "ban-sao-hanoimoi"}
+        marks = [shingles(h.text) for h in hits]
+        assert not any(is_near_duplicate(a, b) for i, a in enumerate(marks) for b in marks[i + 1:])
+    finally:
+        index.close()
