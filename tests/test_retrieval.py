@@ -90,14 +90,11 @@ def test_a_syndicated_copy_is_not_returned_twice(corpus, indexed, e5):
     ingest(indexed, e5, progress=False, log=lambda m: None)
     index = VectorIndex.open(indexed, e5)
     try:
-        from rag.retrieval import is_near_duplicate, shingles
-
         hits = Retriever(index).search("Hà Nội tặng La Habana bao nhiêu tấn gạo?", k=4)
         assert len(hits) == 4
         # Both outlets' copies of the top passage are in the index; only one is returned.
         twins = [h for h in index.passages() if h.text == hits[0].text]
         assert {h.doc_id for h in twins} == {CUBA, "ban-sao-hanoimoi"}
-        marks = [shingles(h.text) for h in hits]
-        assert not any(is_near_duplicate(a, b) for i, a in enumerate(marks) for b in marks[i + 1:])
+        assert len({h.text for h in hits}) == len(hits)
     finally:
         index.close()
