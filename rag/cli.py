@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question, citing the passages")
     _store_options(ask)
     ask.add_argument("question", nargs="?", help="the question (omit with --jsonl)")
+    ask.add_argument("--article", action="append", default=[], metavar="DOC_ID",
+                     help="only this article (repeatable); ids as in `rag ingest`'s manifest")
+    ask.add_argument("--outlet", default="", help="only articles from this outlet")
+    ask.add_argument("--since", default="", metavar="YYYY-MM-DD", help="only articles dated on or after")
+    ask.add_argument("--until", default="", metavar="YYYY-MM-DD", help="only articles dated on or before")
     output = ask.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     output.add_argument("--jsonl", action="store_true",
@@ -103,13 +108,15 @@ def _ask(settings: Settings, args) -> int:
     from .embeddings import make_embeddings
     from .index import VectorIndex, ensure_index
     from .llm import make_answerer
-    from .retrieval import Retriever
+    from .retrieval import Filters, Retriever
 
+    filters = Filters(tuple(args.article), args.outlet, args.since, args.until)
+    filters.where()  # a malformed date is an error before anything is loaded
     embeddings = make_embeddings(settings)
     ensure_index(settings, embeddings)
     index = VectorIndex.open(settings, embeddings)
     try:
-        answerer = make_answerer(settings, Retriever(index, settings.retrieval))
+        answerer = make_answerer(settings, Retriever(index, settings.retrieval, filters=filters))
         if args.jsonl:
             for line in sys.stdin:
                 if line.strip():

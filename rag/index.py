@@ -372,10 +372,10 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
                 sentences.upsert(ids=[sid for sid, _, _ in batch],
                                  embeddings=np.stack([vectors[sid] for sid, _, _ in batch]),
                                  documents=[t for _, t, _ in batch],
-                                 metadatas=[{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for _, _, c in batch])
+                                 metadatas=[_sentence_metadata(c) for _, _, c in batch])
             for batch in _batches([(sid, c) for sid, (_, c) in homes if sid in old_sids], _WRITE_BATCH):
                 sentences.update(ids=[sid for sid, _ in batch],
-                                 metadatas=[{"doc_id": c.doc_id, "chunk_id": c.chunk_id} for _, c in batch])
+                                 metadatas=[_sentence_metadata(c) for _, c in batch])
             count, sentence_count = passages.count(), sentences.count()
             stored = passages.get(include=["documents"])
             LexicalIndex.build(stored["ids"], stored["documents"]).save(staged / _LEXICAL)
@@ -397,6 +397,12 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
         report.generation = name
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _sentence_metadata(chunk: Chunk) -> dict:
+    """A sentence's passage, and what filters need (article, outlet, date)."""
+    meta = chunk.metadata()
+    return {key: meta[key] for key in ("doc_id", "outlet", "date_num") if key in meta} | {"chunk_id": chunk.chunk_id}
 
 
 def _mean_vector(vectors: dict[str, np.ndarray], sentence_ids: list[str]) -> np.ndarray:
@@ -505,12 +511,12 @@ class VectorIndex:
                 for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0],
                                                           result["metadatas"][0], result["distances"][0])]
 
-    def sentence_search_vector(self, vector, k: int = 10) -> list[tuple[str, str, float]]:
+    def sentence_search_vector(self, vector, k: int = 10, where: dict | None = None) -> list[tuple[str, str, float]]:
         """The sentences closest to a query vector: ``(chunk_id of its passage, sentence, similarity)``."""
         n = self._sentences.count()
         if n == 0:
             return []
-        result = self._sentences.query(query_embeddings=[vector], n_results=min(k, n),
+        result = self._sentences.query(query_embeddings=[vector], n_results=min(k, n), where=where,
                                        include=["documents", "metadatas", "distances"])
         return [(meta["chunk_id"], text, 1.0 - float(distance))
                 for text, meta, distance in zip(result["documents"][0], result["metadatas"][0],
@@ -522,8 +528,11 @@ class VectorIndex:
         got = self._sentences.get(ids=list(dict.fromkeys(sentence_ids)), include=["embeddings"])
         return dict(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
 
-    def lexical_search(self, query: str, k: int = 4) -> list[tuple[str, float]]:
-        return self.lexical.search(query, k)
+    def lexical_search(self, query: str, k: int = 4, where: dict | None = None) -> list[tuple[str, float]]:
+        if where is None:
+            return self.lexical.search(query, k)
+        allowed = set(self._collection.get(where=where, include=[])["ids"])
+        return self.lexical.search(query, k, allowed=allowed)
 
     def get(self, chunk_ids: list[str]) -> list[Hit]:
         """Stored passages by id, in the order asked."""

@@ -64,12 +64,15 @@ class LexicalIndex:
         """Whether a word (any case, with or without diacritics) occurs anywhere in the index."""
         return self._retriever is not None and fold(word) in self._retriever.vocab_dict
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """``(chunk_id, bm25 score)`` best first; only passages sharing a term with the query."""
+    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """``(chunk_id, bm25 score)`` best first; only passages sharing a term with the query
+        (and, when ``allowed`` is given, only those passages)."""
         query_tokens = tokens(query)
         if not self.chunk_ids or not query_tokens:
             return []
         scores = self._retriever.get_scores(query_tokens)
+        if allowed is not None:
+            scores = np.where([cid in allowed for cid in self.chunk_ids], scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]

@@ -42,6 +42,40 @@ MODES = ("hybrid", "dense", "lexical")
 
 
 @dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some articles, an outlet, or a date range (``yyyy-mm-dd``, inclusive).
+    An article without a date never matches a date range."""
+    doc_ids: tuple[str, ...] = ()
+    outlet: str = ""
+    since: str = ""
+    until: str = ""
+
+    def where(self) -> dict | None:
+        """The Chroma ``where`` clause (the same keys exist on passages and sentences)."""
+        clauses = []
+        if self.doc_ids:
+            clauses.append({"doc_id": {"$in": list(self.doc_ids)}})
+        if self.outlet:
+            clauses.append({"outlet": self.outlet})
+        if self.since:
+            clauses.append({"date_num": {"$gte": _date_number(self.since)}})
+        if self.until:
+            clauses.append({"date_num": {"$lte": _date_number(self.until)}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _date_number(value: str) -> int:
+    import datetime as dt
+
+    try:
+        return int(dt.date.fromisoformat(value).strftime("%Y%m%d"))
+    except ValueError:
+        raise ValueError(f"Invalid date {value!r}: use yyyy-mm-dd") from None
+
+
+@dataclass(frozen=True)
 class Retrieval:
     hits: list[Hit]
     query_vector: list[float] | None  # None when the dense side was not used
@@ -50,12 +84,14 @@ class Retrieval:
 class Retriever:
     """Passages for a question; ``mode`` keeps one side only, to measure what each contributes."""
 
-    def __init__(self, index: VectorIndex, mode: str = "hybrid", candidates: int = 30) -> None:
+    def __init__(self, index: VectorIndex, mode: str = "hybrid", candidates: int = 30,
+                 filters: Filters | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"Unknown retrieval mode {mode!r} (RAG_RETRIEVAL): use one of {', '.join(MODES)}")
         self.index = index
         self.mode = mode
         self.candidates = candidates
+        self.where = filters.where() if filters else None
 
     def search(self, query: str, k: int = 4) -> list[Hit]:
         return self.retrieve(query, k).hits
@@ -67,9 +103,10 @@ class Retriever:
         rankings, vector = [], None
         if self.mode in ("hybrid", "dense"):
             vector = self.index.embeddings.embed_query(query)
-            rankings.append(_unique(cid for cid, _, _ in self.index.sentence_search_vector(vector, k=depth)))
+            matches = self.index.sentence_search_vector(vector, k=depth, where=self.where)
+            rankings.append(_unique(cid for cid, _, _ in matches))
         if self.mode in ("hybrid", "lexical"):
-            rankings.append([cid for cid, _ in self.index.lexical_search(query, k=depth)])
+            rankings.append([cid for cid, _ in self.index.lexical_search(query, k=depth, where=self.where)])
         fused = reciprocal_rank_fusion(rankings)
         ranked = sorted(fused, key=lambda cid: -fused[cid])[:3 * k]  # room to drop duplicates
         hits, kept = [], []

@@ -86,3 +86,17 @@ def test_ask_json_and_jsonl_contract(indexed):
     assert brazil["abstained"] and brazil["citations"] == [] and brazil["related"]
 
     assert run_rag("ask").returncode == 2  # neither a question nor --jsonl
+
+
+def test_ask_filters_and_their_errors(indexed):
+    result = run_rag("ask", "--article", "thanh-uy-ha-noi-tham-argentina-peru", "--json", "Đoàn đã làm gì?")
+    import json
+
+    answer = json.loads(result.stdout)
+    assert {c["doc_id"] for c in answer["citations"] + answer["related"]} == {ARGENTINA}
+
+    dated = run_rag("ask", "--since", "2022-11-01", "--json", "Hà Nội tặng La Habana bao nhiêu tấn gạo?")
+    assert json.loads(dated.stdout)["abstained"]  # the seed articles carry no date
+
+    bad = run_rag("ask", "--since", "1/11/2022", "Cuba?")
+    assert bad.returncode == 2 and "yyyy-mm-dd" in bad.stderr and "Traceback" not in bad.stderr

@@ -98,3 +98,50 @@ def test_a_syndicated_copy_is_not_returned_twice(corpus, indexed, e5):
         assert len({h.text for h in hits}) == len(hits)
     finally:
         index.close()
+
+
+def test_filters_where_by_hand():
+    from rag.retrieval import Filters
+
+    assert Filters().where() is None
+    assert Filters(outlet="Nhân Dân").where() == {"outlet": "Nhân Dân"}
+    assert Filters(doc_ids=("a", "b"), since="2022-11-01", until="2023-01-31").where() == {"$and": [
+        {"doc_id": {"$in": ["a", "b"]}}, {"date_num": {"$gte": 20221101}}, {"date_num": {"$lte": 20230131}}]}
+    with pytest.raises(ValueError, match="yyyy-mm-dd"):
+        Filters(since="1/11/2022").where()
+
+
+@pytest.fixture
+def dated_index(corpus, settings, e5):
+    """The seed corpus (undated) plus two dated articles from two outlets."""
+    from rag.index import VectorIndex, ingest
+
+    (corpus / "lao.md").write_text(
+        "---\ntitle: Đoàn Hà Nội thăm Lào\nsource: Nhân Dân\ndate: 2023-05-04\n---\n"
+        "Đoàn đại biểu thành phố Hà Nội đã thăm Viêng Chăn và tặng 500 tấn gạo.\n", encoding="utf-8")
+    (corpus / "campuchia.md").write_text(
+        "---\ntitle: Đoàn Hà Nội thăm Campuchia\nsource: Hà Nội Mới\ndate: 2022-10-01\n---\n"
+        "Đoàn đại biểu thành phố Hà Nội đã thăm Phnôm Pênh và tặng 300 tấn gạo.\n", encoding="utf-8")
+    ingest(settings, e5, progress=False, log=lambda m: None)
+    index = VectorIndex.open(settings, e5)
+    yield index
+    index.close()
+
+
+@pytest.mark.parametrize("filters, expected", [
+    ({}, {"lao", "campuchia", CUBA, ARGENTINA}),
+    ({"since": "2023-01-01"}, {"lao"}),
+    ({"until": "2022-12-31"}, {"campuchia"}),
+    ({"since": "2022-01-01", "until": "2023-12-31"}, {"lao", "campuchia"}),  # undated never match
+    ({"outlet": "Hà Nội Mới"}, {"campuchia"}),
+    ({"doc_ids": (CUBA, "lao")}, {CUBA, "lao"}),
+])
+def test_filters_restrict_both_sides_of_retrieval(dated_index, filters, expected):
+    from rag.retrieval import Filters
+
+    for mode in ("dense", "lexical", "hybrid"):
+        hits = Retriever(dated_index, mode, filters=Filters(**filters)).search("Hà Nội tặng bao nhiêu tấn gạo?", k=8)
+        assert hits and {h.doc_id for h in hits} <= expected, mode
+    if len(expected) < 4:
+        hybrid = Retriever(dated_index, filters=Filters(**filters)).search("tặng gạo", k=8)
+        assert {h.doc_id for h in hybrid} == expected
