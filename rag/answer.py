@@ -9,10 +9,11 @@ different place or person than the question.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Union
+from typing import Iterator, Sequence, Union
 
 import numpy as np
 
@@ -45,12 +46,14 @@ class Answer:
     citations: tuple[Citation, ...]
     abstained: bool
     short: str = ""  # the direct answer (number, date, person, place) when there is one
+    standalone: str = ""  # the question as retrieved, when a follow-up was rewritten
     related: tuple[Citation, ...] = ()  # closest passages, shown when abstaining
     timings_ms: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """The JSON shape of ``rag ask --json`` and the HTTP API."""
-        return {"question": self.question, "answer": self.text, "short": self.short,
+        return {"question": self.question, "standalone": self.standalone or self.question,
+                "answer": self.text, "short": self.short,
                 "abstained": self.abstained, "citations": [asdict(c) for c in self.citations],
                 "related": [asdict(c) for c in self.related], "timings_ms": self.timings_ms}
 
@@ -208,6 +211,51 @@ def _capitalised_runs(sentence: str) -> list[list[str]]:
     return runs
 
 
+# --------------------------------------------------------------------------- follow-ups
+
+_CONTINUATION = re.compile(r"^\s*(?:thế còn|vậy còn|còn|thế|vậy|rồi|và|and|what about|how about)\b[\s,]*", re.I)
+_PRONOUN = re.compile(r"\b(?:ông ấy|bà ấy|ông ta|bà ta|người này|người đó|người ấy|he|she|him|her)\b", re.I)
+_ANAPHORA = re.compile(r"\b(?:ấy|đó|này|kia|they|it|that|there)\b", re.I)
+_ASKING = re.compile(r"\b(?:là ai|tên là gì|tên gì|bao nhiêu|khi nào|bao giờ|ở đâu|tại đâu|ai|gì|nào|đâu|mấy|"
+                     r"who|whom|what|which|when|where|how many|how much|did|does|do)\b|\?", re.I)
+_PLACE = re.compile(r"\b(?i:ở|tại|in|to)\s+((?:[A-ZÀ-ỸĐ][\w-]*\s?)+)")  # "ở Peru", "Ở Buenos Aires"
+
+
+def standalone_question(question: str, history: Sequence[tuple[str, str]] = ()) -> str:
+    """A follow-up ("Còn ở Peru thì đoàn gặp ai?", "Ông ấy hẹn khi nào…?") made standalone for
+    retrieval, from the previous question and answer; other questions are returned unchanged.
+
+    Deterministic: a pronoun for a person becomes the person the previous answer named; the
+    previous question, without its question words and with its place replaced by a newly named
+    one, is appended as context."""
+    if not history:
+        return question
+    follows = bool(_CONTINUATION.match(question) or _PRONOUN.search(question) or _ANAPHORA.search(question))
+    if not follows:
+        return question
+    previous_question, previous_answer = history[-1]
+    rewritten = _CONTINUATION.sub("", question, count=1)
+    person = _person(previous_answer.split(". ")[0], set()) if previous_answer else ""
+    if person:
+        rewritten = _PRONOUN.sub(person, rewritten)
+    context = previous_question
+    if _PLACE.search(rewritten):  # "Còn ở Peru…": Peru replaces the place asked about before
+        context = _PLACE.sub("", context)
+    context = " ".join(_ASKING.sub(" ", context).replace(",", " ").split())
+    rewritten = rewritten[:1].upper() + rewritten[1:]
+    return f"{rewritten} ({context})" if context else rewritten
+
+
+def with_history(stream, question: str, history: Sequence[tuple[str, str]]) -> Iterator[Event]:
+    """Run an answerer's ``stream`` on the standalone form of a follow-up; the final answer keeps
+    the question as asked and records the rewritten one."""
+    standalone = standalone_question(question, history)
+    for event in stream(standalone):
+        if isinstance(event, Final) and standalone != question:
+            event = Final(dataclasses.replace(event.answer, question=question, standalone=standalone))
+        yield event
+
+
 # --------------------------------------------------------------------------- answering
 
 
@@ -235,14 +283,18 @@ class ExtractiveAnswerer:
         self.retriever = retriever
         self.top_k = top_k
 
-    def answer(self, question: str) -> Answer:
+    def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         final = None
-        for event in self.stream(question):
+        for event in self.stream(question, history):
             if isinstance(event, Final):
                 final = event.answer
         return final
 
-    def stream(self, question: str) -> Iterator[Event]:
+    def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Iterator[Event]:
+        """Events for ``question``; ``history`` holds earlier ``(question, answer text)`` turns."""
+        return with_history(self._stream, question, history)
+
+    def _stream(self, question: str) -> Iterator[Event]:
         started = time.perf_counter()
         retrieval = self.retriever.retrieve(question, k=self.top_k)
         retrieved = time.perf_counter()

@@ -19,10 +19,10 @@ import importlib
 import logging
 import re
 import time
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from .answer import (NOT_FOUND, Answer, Citation, Event, ExtractiveAnswerer, Final, Sources,
-                     TextDelta, content_terms)
+                     TextDelta, content_terms, with_history)
 from .index import Hit
 from .retrieval import Retriever
 from .settings import Settings
@@ -76,14 +76,19 @@ class LLMAnswerer:
         # A class is built on the same retriever; an answerer instance is used as is; None abstains.
         self.fallback = fallback(retriever, top_k=top_k) if isinstance(fallback, type) else fallback
 
-    def answer(self, question: str) -> Answer:
+    def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         final = None
-        for event in self.stream(question):
+        for event in self.stream(question, history):
             if isinstance(event, Final):
                 final = event.answer
         return final
 
-    def stream(self, question: str) -> Iterator[Event]:
+    def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Iterator[Event]:
+        """Events for ``question``; ``history`` holds earlier ``(question, answer text)`` turns
+        (a follow-up is made standalone deterministically before retrieval)."""
+        return with_history(self._stream, question, history)
+
+    def _stream(self, question: str) -> Iterator[Event]:
         started = time.perf_counter()
         hits = self.retriever.retrieve(question, k=self.top_k).hits
         timings = {"retrieve": 1000 * (time.perf_counter() - started), "generate": 0.0}

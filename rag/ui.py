@@ -58,7 +58,7 @@ def build_app(settings: Settings, answerer):
         # Deltas are a preview (an LLM's tokens); the final answer replaces them, since citation
         # checks may have changed it.
         text = ""
-        for event in answerer.stream(message):
+        for event in answerer.stream(message, _turns(history)):
             if isinstance(event, TextDelta):
                 text += event.text
                 yield _escape(text)
@@ -72,6 +72,21 @@ def build_app(settings: Settings, answerer):
         chatbot=gr.Chatbot(label="Trả lời", sanitize_html=True),
         api_name="ask",
     )
+
+
+def _turns(history: list) -> list[tuple[str, str]]:
+    """Gradio's messages as ``(question, answer text)`` pairs, for follow-up questions."""
+    turns, question = [], None
+    for message in history:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            continue
+        if message.get("role") == "user":
+            question = content
+        elif message.get("role") == "assistant" and question is not None:
+            turns.append((question, content.replace("\\", "")))  # undo Markdown escaping
+            question = None
+    return turns
 
 
 def serve(settings: Settings) -> None:
