@@ -132,9 +132,10 @@ def _is_vietnamese(text: str) -> bool:
 
 
 def _named_terms(question: str) -> list[str]:
-    """Capitalised words after the first: the places and people the answer must be about."""
+    """Capitalised words after the first: the places and people the answer must be about.
+    Lower-cased but with their diacritics: "Lào" is not "lao" (as in "lớn lao")."""
     tokens = words(question)
-    return [fold(t) for t in tokens[1:] if t[0].isupper() and fold(t) not in _STOP]
+    return [t.lower() for t in tokens[1:] if t[0].isupper() and fold(t) not in _STOP]
 
 
 # --------------------------------------------------------------------------- short answers
@@ -158,11 +159,51 @@ _NOT_NAMES = set(fold(
     "Thủ Đô Tổ Đỏ Châu Á Thái Bình Dương Nông Nghiệp Mỹ Latinh").split())
 
 
+_ROLE_QUESTION = re.compile(r"^(?P<role>.+?),?\s+(?:là ai|tên là gì|tên gì|là người nào)\s*\??$"
+                            r"|^ai là\s+(?P<role2>.+?)\s*\??$", re.I)
+_ROLE_PREFIXES = {"pho", "nguyen", "cuu"}  # "Phó Tổng Bí thư" is not "Tổng Bí thư"
+
+
+def asked_role(question: str) -> list[str]:
+    """"Tổng Bí thư Đảng Cộng sản Peru là ai?" -> the role's first words, folded (up to four)."""
+    match = _ROLE_QUESTION.match(question.strip())
+    if not match:
+        return []
+    role = match.group("role") or match.group("role2")
+    role = role.split(",")[0]  # "Thủ tướng Cuba, người thăm Việt Nam …" -> "Thủ tướng Cuba"
+    return [fold(w) for w in words(role)][:8]
+
+
+def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
+    """The name attached to the role asked about: right after it ("Trưởng Ban Đối ngoại … Marco
+    Medina") or just before it ("Luis Antonio Torres Iríbar, Bí thư thứ nhất …"). "Phó Tổng Bí
+    thư" does not hold the role "Tổng Bí thư"."""
+    tokens = words(sentence)
+    folded = [fold(t) for t in tokens]
+    for i in range(len(folded) - len(role) + 1):
+        if folded[i:i + len(role)] != role or (i and folded[i - 1] in _ROLE_PREFIXES):
+            continue
+        after = _person(" ".join(tokens[i + len(role):i + len(role) + 8]), asked)
+        if after and sentence.find(after) > 0:
+            return after
+        before = _person(" ".join(tokens[max(0, i - 6):i]) + " ,", asked)
+        if before and before.split()[-1] == tokens[i - 1]:
+            return before
+    return ""
+
+
+_GRANULARITY = [(re.compile(r"\b(?:nam nao|which year|what year)\b"), re.compile(r"\b\d{4}\b")),
+                (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b"))]
+
+
 def short_answer(kind: str, sentence: str, question: str) -> str:
     asked = set(content_terms(question))
     if kind == "date":
-        found = _DATE.findall(sentence)
-        return found[0].strip() if found else ""
+        found = [d.strip() for d in _DATE.findall(sentence)]
+        for asks, needs in _GRANULARITY:  # "năm nào" is answered by a year, not "ngày 21/11"
+            if asks.search(fold(question)):
+                found = [d for d in found if needs.search(d)]
+        return found[0] if found else ""
     if kind == "number":
         unit = set(asked_unit(question))
         dates = [m.span() for m in _DATE.finditer(sentence)]
@@ -177,7 +218,8 @@ def short_answer(kind: str, sentence: str, question: str) -> str:
                 return span
         return ""
     if kind == "person":
-        return _person(sentence, asked)
+        role = asked_role(question)
+        return _name_for_role(sentence, role, asked) if role else _person(sentence, asked)
     if kind == "place":
         match = re.search(r"\b(?:tại|ở)\s+((?:[^\W\d_][\w-]*\s?){1,8})", sentence)
         return match.group(1).strip(" ,.;") if match else ""
@@ -379,17 +421,23 @@ class ExtractiveAnswerer:
         if any(not self.retriever.index.lexical.knows(term) for term in named):
             return None  # asks about a place or person no article mentions
         kind = question_kind(question)
+        articles: dict[str, set[str]] = {}  # doc_id -> its syllables and syllable pairs, lower-cased
         eligible = []
         for candidate in candidates:
             if candidate.similarity < MIN_SIMILARITY and candidate.overlap < 0.5:
                 break  # sorted by score: the rest are weaker still
             if vietnamese and candidate.overlap < MIN_OVERLAP:
                 continue  # shares too few of the question's words
-            context = fold(f"{candidate.hit.title} {candidate.hit.text}").replace(" ", "")
-            if not all(term in context for term in named):
-                continue  # about another place or person than the one asked
+            if named and candidate.hit.doc_id not in articles:
+                passages = self.retriever.index.passages({"doc_id": candidate.hit.doc_id})
+                tokens = [w.lower() for w in words(candidate.hit.title + " " + " ".join(p.text for p in passages))]
+                articles[candidate.hit.doc_id] = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
+            if not all(term in articles.get(candidate.hit.doc_id, ()) for term in named):
+                continue  # the article is about another place or person than the one asked
             eligible.append(candidate)
-        if kind == "number":  # a figure the articles do not give is not found, not guessed
+        if kind == "number" or (kind == "person" and asked_role(question)) or (
+                kind == "date" and any(asks.search(fold(question)) for asks, _ in _GRANULARITY)):
+            # A figure, a named holder of a role or a year the articles do not give: not found.
             eligible = [c for c in eligible if short_answer(kind, c.sentence, question)]
         if not eligible:
             return None

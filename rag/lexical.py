@@ -61,8 +61,8 @@ class LexicalIndex:
         return cls(retriever, chunk_ids)
 
     def knows(self, word: str) -> bool:
-        """Whether a word (any case, with or without diacritics) occurs anywhere in the index."""
-        return self._retriever is not None and fold(word) in self._retriever.vocab_dict
+        """Whether a word occurs anywhere in the index, as written (any case)."""
+        return self._retriever is not None and f"~{word.lower()}" in self._retriever.vocab_dict
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """``(chunk_id, bm25 score)`` best first; only passages sharing a term with the query

@@ -150,3 +150,24 @@ def test_follow_ups_are_rewritten_to_retrieve_their_answer(answerer, follow_up):
     answer = answerer.answer(follow_up["question"], [(first["question"], previous.text)])
     assert answer.question == follow_up["question"] and answer.standalone != follow_up["question"]
     assert holds_gold(answerer.retriever.search(answer.standalone, k=answerer.top_k)), answer.standalone
+
+
+def test_roles_must_be_held_by_the_name_returned():
+    from rag.answer import asked_role
+
+    assert asked_role("Tổng Bí thư Đảng Cộng sản Peru là ai?") == ["tong", "bi", "thu", "dang", "cong", "san", "peru"]
+    assert asked_role("Thủ tướng Cuba, người thăm Việt Nam ngày 28/9, tên là gì?") == ["thu", "tuong", "cuba"]
+    assert asked_role("Ai dẫn đầu đoàn?") == []
+    peru = ("Tại Peru, đoàn làm việc với Phó Tổng Bí thư Đảng Cộng sản Peru Tổ quốc đỏ Arturo Ayala và "
+            "Trưởng Ban Đối ngoại Đảng Cộng sản Peru Marco Medina.")
+    assert short_answer("person", peru, "Ai là Trưởng Ban Đối ngoại Đảng Cộng sản Peru?") == "Marco Medina"
+    assert short_answer("person", peru, "Tổng Bí thư Đảng Cộng sản Peru là ai?") == ""  # only a Phó is named
+    havana = "Đồng chí Luis Antonio Torres Iríbar, Bí thư thứ nhất Thành ủy La Habana bày tỏ vui mừng."
+    assert short_answer("person", havana, "Bí thư thứ nhất Thành ủy La Habana là ai?") == "Luis Antonio Torres Iríbar"
+    assert short_answer("person", "Thủ tướng Cuba và đoàn tới Việt Nam ngày 28/9.", "Thủ tướng Cuba tên là gì?") == ""
+
+
+def test_a_year_question_needs_a_year():
+    assert short_answer("date", "Ngày 21/11, đoàn hội đàm.", "Đoàn hội đàm năm nào?") == ""
+    assert short_answer("date", "Hai bên ký vào năm 2000 và 2005.", "Ký năm nào?") == "năm 2000 và 2005"
+    assert short_answer("date", "Dịp kỷ niệm vào tháng 11 tới.", "Rơi vào tháng nào?") == "tháng 11"
