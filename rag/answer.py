@@ -127,6 +127,19 @@ def asked_unit(question: str) -> list[str]:
     return [w for w in (fold(x) for x in words(match.group(1))) if w not in _STOP] if match else []
 
 
+def _spelled_like(term: str, known) -> bool:
+    """``term`` or a close spelling is in ``known`` (a set of lower-cased words): a plural or
+    one letter more or less ("Panther"/"Panthers", "Viettel"/"Vietel"). Never a difference of
+    diacritics alone: "Lào" is not "lao"."""
+    if term in known:
+        return True
+    if len(term) < 5:
+        return False
+    variants = {term[:i] + term[i + 1:] for i in range(len(term))}  # one letter less
+    variants |= {term + "s", term + "es"}
+    return any(v in known for v in variants)
+
+
 def _is_vietnamese(text: str) -> bool:
     return fold(text) != text.lower()
 
@@ -164,14 +177,25 @@ _ROLE_QUESTION = re.compile(r"^(?P<role>.+?),?\s+(?:là ai|tên là gì|tên gì
 _ROLE_PREFIXES = {"pho", "nguyen", "cuu"}  # "Phó Tổng Bí thư" is not "Tổng Bí thư"
 
 
+_TITLES = {fold(t) for t in (
+    "bí thư", "tổng bí thư", "phó tổng bí thư", "phó bí thư", "chủ tịch", "phó chủ tịch", "thủ tướng",
+    "phó thủ tướng", "bộ trưởng", "thứ trưởng", "đại sứ", "trưởng ban", "phó trưởng ban", "vụ trưởng",
+    "tổng vụ trưởng", "tổng thống", "phó tổng thống", "thị trưởng", "tổng giám đốc", "giám đốc",
+    "thống đốc", "ủy viên", "thường trực", "tổng lãnh sự", "lãnh sự", "trưởng đoàn", "chánh văn phòng")}
+
+
 def asked_role(question: str) -> list[str]:
-    """"Tổng Bí thư Đảng Cộng sản Peru là ai?" -> the role's first words, folded (up to four)."""
+    """"Tổng Bí thư Đảng Cộng sản Peru là ai?" -> the official title asked about, folded words.
+    Only titles: "Ai là thủ quân lớn tuổi nhất?" describes someone, it names no post."""
     match = _ROLE_QUESTION.match(question.strip())
     if not match:
         return []
     role = match.group("role") or match.group("role2")
     role = role.split(",")[0]  # "Thủ tướng Cuba, người thăm Việt Nam …" -> "Thủ tướng Cuba"
-    return [fold(w) for w in words(role)][:8]
+    folded = [fold(w) for w in words(role) if fold(w) != "cua"][:8]  # "của" is not in the title
+    if not any(" ".join(folded[:n]) in _TITLES for n in (1, 2, 3)):
+        return []
+    return folded
 
 
 def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
@@ -192,17 +216,21 @@ def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
     return ""
 
 
-_GRANULARITY = [(re.compile(r"\b(?:nam nao|which year|what year)\b"), re.compile(r"\b\d{4}\b")),
-                (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b"))]
+_YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
+# (what the folded question asks, what a date span must hold, bare spans that answer otherwise)
+_GRANULARITY = [
+    (re.compile(r"\b(?:nam nao|which year|what year)\b"), _YEAR, _YEAR),
+    (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b"), None),
+]
 
 
 def short_answer(kind: str, sentence: str, question: str) -> str:
     asked = set(content_terms(question))
     if kind == "date":
         found = [d.strip() for d in _DATE.findall(sentence)]
-        for asks, needs in _GRANULARITY:  # "năm nào" is answered by a year, not "ngày 21/11"
+        for asks, needs, bare in _GRANULARITY:  # "năm nào" is answered by a year, not "ngày 21/11"
             if asks.search(fold(question)):
-                found = [d for d in found if needs.search(d)]
+                found = [d for d in found if needs.search(d)] or (bare.findall(sentence) if bare else [])
         return found[0] if found else ""
     if kind == "number":
         unit = set(asked_unit(question))
@@ -418,7 +446,8 @@ class ExtractiveAnswerer:
     def _choose(self, question: str, candidates: list[_Candidate]) -> _Candidate | None:
         vietnamese = _is_vietnamese(question)
         named = _named_terms(question) if vietnamese else []
-        if any(not self.retriever.index.lexical.knows(term) for term in named):
+        lexical = self.retriever.index.lexical
+        if any(not lexical.knows(term) and not _spelled_like(term, lexical.exact_words()) for term in named):
             return None  # asks about a place or person no article mentions
         kind = question_kind(question)
         articles: dict[str, set[str]] = {}  # doc_id -> its syllables and syllable pairs, lower-cased
@@ -432,11 +461,11 @@ class ExtractiveAnswerer:
                 passages = self.retriever.index.passages({"doc_id": candidate.hit.doc_id})
                 tokens = [w.lower() for w in words(candidate.hit.title + " " + " ".join(p.text for p in passages))]
                 articles[candidate.hit.doc_id] = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
-            if not all(term in articles.get(candidate.hit.doc_id, ()) for term in named):
+            if not all(_spelled_like(term, articles.get(candidate.hit.doc_id, set())) for term in named):
                 continue  # the article is about another place or person than the one asked
             eligible.append(candidate)
         if kind == "number" or (kind == "person" and asked_role(question)) or (
-                kind == "date" and any(asks.search(fold(question)) for asks, _ in _GRANULARITY)):
+                kind == "date" and any(asks.search(fold(question)) for asks, _, _ in _GRANULARITY)):
             # A figure, a named holder of a role or a year the articles do not give: not found.
             eligible = [c for c in eligible if short_answer(kind, c.sentence, question)]
         if not eligible:

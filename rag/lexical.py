@@ -36,6 +36,7 @@ class LexicalIndex:
     def __init__(self, retriever, chunk_ids: list[str]) -> None:
         self._retriever = retriever
         self.chunk_ids = chunk_ids
+        self._exact: frozenset[str] | None = None
 
     @classmethod
     def build(cls, chunk_ids: list[str], texts: list[str]) -> "LexicalIndex":
@@ -59,6 +60,13 @@ class LexicalIndex:
         chunk_ids = json.loads((path / _IDS).read_text(encoding="utf-8"))
         retriever = bm25s.BM25.load(str(path), show_progress=False) if chunk_ids else None
         return cls(retriever, chunk_ids)
+
+    def exact_words(self) -> frozenset[str]:
+        """Every syllable of the index as written, lower-cased (built on first use)."""
+        if self._exact is None:
+            vocab = self._retriever.vocab_dict if self._retriever is not None else {}
+            self._exact = frozenset(t[1:] for t in vocab if t.startswith("~"))
+        return self._exact
 
     def knows(self, word: str) -> bool:
         """Whether a word occurs anywhere in the index, as written (any case)."""
