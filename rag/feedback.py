@@ -1,0 +1,109 @@
+"""Likes and dislikes on answers, kept in SQLite next to the index (``<store>/feedback.sqlite``).
+
+The chat and the HTTP API record a rating with the question, the answer and its citations exactly
+as shown; ``rag eval --export-feedback`` turns the disliked ones into candidate questions for a
+question set. The file lives beside the index generations, so rebuilding the index keeps it.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FILE_NAME = "feedback.sqlite"
+LIKE, DISLIKE = 1, -1
+MAX_COMMENT = 2000
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL,
+    rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,      -- the Answer as JSON (Answer.as_dict())
+    comment TEXT NOT NULL DEFAULT ''
+)"""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    id: int
+    created: str  # ISO 8601, UTC
+    rating: int  # LIKE (+1) or DISLIKE (-1)
+    question: str
+    answer: dict  # Answer.as_dict(): answer text, citations, abstained, …
+    comment: str = ""
+
+
+class FeedbackStore:
+    """Ratings in one SQLite file; each call opens its own connection (safe across threads)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def beside(cls, store_dir: Path) -> "FeedbackStore":
+        return cls(Path(store_dir) / FILE_NAME)
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10)
+        db.execute(_SCHEMA)
+        return db
+
+    def add(self, question: str, answer: dict, rating: int, comment: str = "") -> int:
+        """Record a rating; returns its id. ``answer`` is ``Answer.as_dict()``."""
+        if rating not in (LIKE, DISLIKE):
+            raise ValueError("rating must be 1 (like) or -1 (dislike)")
+        if not question.strip():
+            raise ValueError("the rated question is empty")
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        db = self._connect()
+        try:
+            with db:
+                cursor = db.execute(
+                    "INSERT INTO feedback (created, rating, question, answer, comment) VALUES (?, ?, ?, ?, ?)",
+                    (created, rating, question, json.dumps(answer, ensure_ascii=False), comment[:MAX_COMMENT]))
+            return int(cursor.lastrowid)
+        finally:
+            db.close()
+
+    def entries(self, rating: int | None = None) -> list[Feedback]:
+        """All ratings (or only likes / dislikes), oldest first; none when the file does not exist."""
+        if not self.path.is_file():
+            return []
+        db = self._connect()
+        try:
+            query = "SELECT id, created, rating, question, answer, comment FROM feedback"
+            rows = db.execute(query + (" WHERE rating = ?" if rating is not None else "") + " ORDER BY id",
+                              (rating,) if rating is not None else ())
+            return [Feedback(id=r[0], created=r[1], rating=r[2], question=r[3], answer=json.loads(r[4]),
+                             comment=r[5]) for r in rows]
+        finally:
+            db.close()
+
+
+def candidate_questions(entries: list[Feedback]) -> list[dict]:
+    """Disliked answers as question-set lines for a reviewer to complete.
+
+    They carry no ``answers`` field on purpose: the question-set loader refuses a line without
+    one, so a candidate cannot be counted until someone writes its gold answer (or ``[]`` for a
+    question the articles do not answer). What the chatbot said is kept for the reviewer."""
+    seen: set[str] = set()
+    lines = []
+    for entry in entries:
+        if entry.rating != DISLIKE or entry.question.strip().lower() in seen:
+            continue
+        seen.add(entry.question.strip().lower())
+        lines.append({
+            "id": f"feedback-{entry.id}",
+            "question": entry.question,
+            "type": "feedback",
+            "answer_given": entry.answer.get("answer", ""),
+            "abstained": bool(entry.answer.get("abstained", False)),
+            "cited_docs": list(dict.fromkeys(c.get("doc_id", "") for c in entry.answer.get("citations", []))),
+            "comment": entry.comment,
+            "rated": entry.created,
+        })
+    return lines
