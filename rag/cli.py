@@ -45,12 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", "--top-k", type=int, metavar="N",
                      help="passages to draw the answer from (default: $RAG_TOP_K or 4)")
 
-    evaluate = commands.add_parser("eval", help="measure retrieval on a question set")
-    evaluate.add_argument("--squad", metavar="FILE", required=True,
-                          help="SQuAD 1.1/2.0 JSON: its paragraphs are indexed (cached), its questions asked")
-    evaluate.add_argument("--store", metavar="DIR", help="index folder for the set (default: a cache folder)")
-    evaluate.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    evaluate = commands.add_parser(
+        "eval", help="measure retrieval and answer accuracy on a question set",
+        description="Ask every question of a set as the chat does and report retrieval, answer, "
+                    "citation, abstention and latency figures (see the README's \"Evaluation\").",
+        epilog=f"exit codes: {EXIT_OK} done; {EXIT_FAILED_FILES} some articles could not be indexed; "
+               f"{EXIT_ERROR} error (bad input, no index, …); {EXIT_BELOW_MIN} a --min threshold not met",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--qa", metavar="FILE",
+                        help="question set (JSONL, see evalsets/README.md), asked over the corpus and its index")
+    source.add_argument("--squad", metavar="FILE",
+                        help="SQuAD 1.1/2.0 JSON: its paragraphs are indexed (cached), its questions asked")
+    source.add_argument("--export-feedback", metavar="OUT.jsonl",
+                        help="write the disliked answers recorded beside the index as candidate questions")
+    evaluate.add_argument("--corpus", metavar="DIR", help="articles folder for --qa (default: $RAG_CORPUS_DIR or corpus/)")
+    evaluate.add_argument("--store", metavar="DIR", help="index folder (default: $RAG_STORE_DIR or vectorstore/; "
+                                                         "for --squad a cache folder per embedder)")
     evaluate.add_argument("--limit", type=int, metavar="N", help="ask only the first N questions")
+    evaluate.add_argument("--vs", action="append", default=[], metavar="RAG_VAR=VALUE",
+                          help="also run a second configuration, the current one with this setting changed "
+                               "(repeatable), e.g. --vs RAG_RETRIEVAL=dense; shown side by side")
+    evaluate.add_argument("--min", action="append", default=[], metavar="METRIC=VALUE",
+                          help=f"fail with exit code {EXIT_BELOW_MIN} when METRIC (a percentage, as printed) "
+                               "is below VALUE (repeatable), e.g. --min contains=70")
+    evaluate.add_argument("--json", metavar="OUT", help="write every figure and answer as JSON")
+    evaluate.add_argument("--report", metavar="OUT.md", help="write a Markdown report")
+    evaluate.add_argument("--plot", metavar="OUT.png", help=f"write a chart (needs matplotlib: {_PLOT_HINT})")
+    evaluate.add_argument("--ragas", metavar="OUT.jsonl",
+                          help="write question, answer, contexts, ground_truth rows for RAGAS")
 
     serve = commands.add_parser("serve", help="start the chat in the browser")
     _store_options(serve)
@@ -146,35 +169,125 @@ def _render_answer(answer) -> str:
     return "\n".join(lines)
 
 
+EXIT_BELOW_MIN = 3  # `rag eval --min`: a threshold was not met
+_PLOT_HINT = "pip install -e '.[eval]'"
+
+
 def _eval(settings: Settings, args) -> int:
-    import json
+    import os
     from pathlib import Path
 
-    from .embeddings import make_embeddings
-    from .evaluation import evaluate_retrieval, squad_corpus
-    from .index import VectorIndex, ingest
-    from .retrieval import Retriever
+    from . import evaluation, report
+    from .metrics import parse_thresholds, unmet
 
-    corpus, questions = squad_corpus(Path(args.squad))
-    store = Path(args.store) if args.store else corpus.parent / f"store-{settings.embedding.replace('/', '_')}"
-    settings = settings.with_(corpus_dir=corpus, store_dir=store)
-    embeddings = make_embeddings(settings)
-    report = ingest(settings, embeddings)
-    if not report.ok:
-        print(report.summary(), file=sys.stderr)
+    if args.export_feedback:
+        return _export_feedback(settings, Path(args.export_feedback))
+    # Everything the user typed is checked before a model loads: a long run is never lost to a typo.
+    thresholds = parse_thresholds(args.min, evaluation.GATES)
+    overrides = evaluation.parse_overrides(args.vs)
+    outputs = {name: Path(getattr(args, name)) for name in ("json", "report", "plot", "ragas") if getattr(args, name)}
+    for path in outputs.values():
+        if not path.parent.is_dir():
+            raise ValueError(f"Cannot write {path}: folder {path.parent} does not exist")
+    if "plot" in outputs:
+        report.require_matplotlib()
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+
+    configurations = [settings]
+    if overrides:
+        flags = {"corpus_dir": args.corpus, "store_dir": args.store}  # the variables named in --vs win
+        configurations.append(Settings.load({**os.environ, **overrides},
+                                            **{k: v for k, v in flags.items() if f"RAG_{k.upper()}" not in overrides}))
+    if args.squad:
+        if "RAG_CORPUS_DIR" in overrides:
+            raise ValueError("--squad: the set's paragraphs are the corpus; RAG_CORPUS_DIR cannot change")
+        corpus, questions = evaluation.squad_corpus(Path(args.squad))
+        given = [Path(args.store) if args.store else None] * len(configurations)
+        if "RAG_STORE_DIR" in overrides:
+            given[1] = configurations[1].store_dir
+        configurations = [c.with_(corpus_dir=corpus, store_dir=store or evaluation.squad_store(corpus, c))
+                          for c, store in zip(configurations, given)]
+        set_name = args.squad
+    else:
+        questions = evaluation.load_question_set(Path(args.qa))
+        set_name = args.qa
+    questions = questions[:args.limit]
+    evaluation.check_stores(configurations)
+
+    labels = ["current settings"]
+    if overrides:
+        labels = [" ".join(f"{k}={evaluation.setting_value(c, k)}" for k in overrides) for c in configurations]
+    runs = _eval_runs(list(zip(configurations, labels, [{}, overrides])), questions, squad=bool(args.squad))
+    if runs is None:
         return EXIT_FAILED_FILES
-    index = VectorIndex.open(settings, embeddings)
+
+    print(report.terminal(f"{set_name}: {len(questions)} questions", runs))
+    for path in report.write(outputs, set_name, runs, _eval_command(args)):
+        print(f"wrote {path}", file=sys.stderr)
+
+    failures = unmet(runs[0].figures(), thresholds)
+    for failure in failures:
+        print(f"below threshold: {failure}", file=sys.stderr)
+    return EXIT_BELOW_MIN if failures else EXIT_OK
+
+
+def _eval_command(args) -> str:
+    """The command that reproduces the figures (outputs left out), for the reports."""
+    import shlex
+
+    words = ["rag eval", "--qa" if args.qa else "--squad", args.qa or args.squad]
+    for flag, value in (("--corpus", args.corpus), ("--store", args.store), ("--limit", args.limit)):
+        words += [flag, str(value)] if value else []
+    for spec in args.vs:
+        words += ["--vs", spec]
+    return " ".join(w if w == "rag eval" else shlex.quote(w) for w in words)
+
+
+def _eval_runs(configurations, questions, squad: bool):
+    """One run per configuration; embedders and indexes are loaded once and shared. None when a
+    SQuAD corpus could not be indexed."""
+    from .embeddings import make_embeddings
+    from .evaluation import run_set
+    from .index import VectorIndex, ensure_index
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    embedders, indexes, runs = {}, {}, []
     try:
-        result = evaluate_retrieval(Retriever(index, settings.retrieval), questions[:args.limit])
+        for settings, label, overrides in configurations:
+            key = (settings.embedding, settings.query_prefix, settings.passage_prefix)
+            if key not in embedders:
+                embedders[key] = make_embeddings(settings)
+            store = (str(settings.store_dir), key)
+            if store not in indexes:
+                built = ensure_index(settings, embedders[key], refresh=True, log=log)
+                if squad and built is not None and not built.ok:
+                    return None
+                indexes[store] = VectorIndex.open(settings, embedders[key])
+            log(f"Asking {len(questions)} questions ({label})…")
+            runs.append(run_set(settings, indexes[store], questions, label, overrides, progress=True))
     finally:
-        index.close()
-    print(f"{Path(args.squad).name}: {len(index.manifest['articles'])} articles, "
-          f"retrieval={settings.retrieval}, embedding={settings.embedding}")
-    print(result.table())
-    if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"set": str(args.squad), "retrieval": settings.retrieval, "embedding": settings.embedding,
-             **result.as_dict()}, indent=1), encoding="utf-8")
+        for index in indexes.values():
+            index.close()
+    return runs
+
+
+def _export_feedback(settings: Settings, out) -> int:
+    import json
+
+    from .feedback import FeedbackStore, candidate_questions
+
+    if not out.parent.is_dir():
+        raise ValueError(f"Cannot write {out}: folder {out.parent} does not exist")
+    store = FeedbackStore.beside(settings.store_dir)
+    entries = store.entries()
+    lines = candidate_questions(entries)
+    out.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    print(f"{len(lines)} candidate questions (disliked answers, each question once) from {len(entries)} "
+          f"ratings in {store.path} written to {out}. Add each one's gold \"answers\" (or [] when the "
+          "articles do not answer it) before adding it to a question set.")
     return EXIT_OK
 
 

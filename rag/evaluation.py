@@ -1,135 +1,176 @@
-"""Evaluation: how well retrieval finds the article that answers each question.
+"""Evaluation: every question of a set asked through the answerer the chat uses, then scored.
 
-Metric functions are pure and take the 1-based rank of the relevant article (``None`` when it
-was not retrieved). SQuAD-style files become a corpus of one article per paragraph and a
-question set; their index is kept in a cache folder, so a second run embeds nothing.
+- Question sets are JSONL (``evalsets/README.md``) or SQuAD 1.1 / 2.0 JSON, whose paragraphs
+  become a corpus of one article each, indexed once in a cache folder (a second run embeds nothing).
+- :func:`ask_all` asks ``answerer.stream(question, history)`` (the UI's call) and keeps the
+  ``Final`` answer; a follow-up gets the history of the question it follows. The same retriever
+  then ranks 30 passages for the question as retrieved (a follow-up's standalone form): the
+  retrieval figures.
+- :func:`score` and :func:`summarise` turn answers into figures with the pure functions of
+  :mod:`rag.metrics`; :mod:`rag.report` renders them.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import statistics
+import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Sequence
 
+from . import metrics as m
 from .corpus import Article
+from .settings import Settings
 
-CUTOFFS = (1, 3, 5, 10)
+RANK_DEPTH = 30  # passages ranked for the retrieval figures (several per article)
+UNTYPED = "(no type)"
+# Settings that change what an index holds: two configurations differing in one need two stores.
+INDEX_FIELDS = ("corpus_dir", "embedding", "query_prefix", "passage_prefix", "chunk_words")
 
 
 @dataclass(frozen=True)
 class Question:
     id: str
     question: str
-    answers: tuple[str, ...]
+    answers: tuple[str, ...]  # empty: the articles do not answer it
     doc: str = ""  # doc_id of the article that answers it
+    type: str = ""
+    follows: str = ""  # id of the earlier question this follow-up continues
 
 
-# --------------------------------------------------------------------------- metrics
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str  # "share" (0..1, printed as a percentage), "count", "chars" or "ms"
+    meaning: str
+
+    @property
+    def gate(self) -> bool:
+        """Usable with ``--min``: a share where higher is better."""
+        return self.unit == "share" and self.name != "abstained"
 
 
-def hit_at(rank: int | None, k: int) -> float:
-    return 1.0 if rank is not None and rank <= k else 0.0
+METRICS = [
+    Metric("questions", "count", "questions asked"),
+    Metric("answerable", "count", "questions with a gold answer"),
+    Metric("unanswerable", "count", "questions the articles do not answer"),
+    *(Metric(f"hit@{k}", "share", f"relevant article (or passage) among the first {k} retrieved")
+      for k in m.CUTOFFS),
+    Metric("mrr", "share", "mean reciprocal rank of the relevant article (or passage)"),
+    Metric("ndcg@10", "share", "nDCG@10 with one relevant article (or passage)"),
+    Metric("contains", "share", "answer holds a gold answer (NFC, case-insensitive, diacritics kept)"),
+    Metric("contains_folded", "share", "the same with diacritics folded"),
+    Metric("f1", "share", "SQuAD token F1 of the short answer"),
+    Metric("em", "share", "SQuAD exact match of the short answer"),
+    Metric("chars_mean", "chars", "mean length of the answers given (not found excluded)"),
+    Metric("chars_p95", "chars", "95th percentile of that length"),
+    Metric("citation_precision", "share", "cited passages that hold a gold answer"),
+    Metric("cited", "share", "answers given with at least one citation"),
+    Metric("abstained", "share", "questions answered \"not found\""),
+    Metric("abstain_precision", "share", "\"not found\" answers given to unanswerable questions"),
+    Metric("abstain_recall", "share", "unanswerable questions answered \"not found\""),
+]
+GATES = [metric.name for metric in METRICS if metric.gate]
 
 
-def reciprocal_rank(rank: int | None) -> float:
-    return 1.0 / rank if rank is not None else 0.0
+def metric(name: str) -> Metric:
+    """The metric named ``name``; latency figures are named ``<stage>_p50_ms`` / ``<stage>_p95_ms``."""
+    known = {x.name: x for x in METRICS}
+    if name in known:
+        return known[name]
+    stage, _, q = name.removesuffix("_ms").rpartition("_")
+    return Metric(name, "ms", f"{q} latency of the {stage} stage" if stage != "total" else f"{q} latency, whole answer")
 
 
-def ndcg_at(rank: int | None, k: int = 10) -> float:
-    """nDCG@k with one relevant article: 1 / log2(rank + 1) within the cut-off."""
-    return 1.0 / math.log2(rank + 1) if rank is not None and rank <= k else 0.0
+# --------------------------------------------------------------------------- question sets
 
 
-def article_rank(doc_ids: list[str], relevant: str) -> int | None:
-    """Rank of ``relevant`` among the distinct articles of a passage ranking."""
-    seen: list[str] = []
-    for doc_id in doc_ids:
-        if doc_id not in seen:
-            seen.append(doc_id)
-            if doc_id == relevant:
-                return len(seen)
-    return None
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-@dataclass
-class RetrievalReport:
-    questions: int = 0
-    hit: dict[int, float] = field(default_factory=dict)
-    mrr: float = 0.0
-    ndcg10: float = 0.0
-    latency_p50_ms: float = 0.0
-    latency_p95_ms: float = 0.0
-
-    def table(self) -> str:
-        rows = [("questions", f"{self.questions}")]
-        rows += [(f"hit@{k}", f"{100 * v:.1f}") for k, v in self.hit.items()]
-        rows += [("MRR", f"{100 * self.mrr:.1f}"), ("nDCG@10", f"{100 * self.ndcg10:.1f}"),
-                 ("retrieval p50 ms", f"{self.latency_p50_ms:.1f}"),
-                 ("retrieval p95 ms", f"{self.latency_p95_ms:.1f}")]
-        width = max(len(name) for name, _ in rows)
-        return "\n".join(f"{name:<{width}}  {value:>8}" for name, value in rows)
-
-    def as_dict(self) -> dict:
-        return {"questions": self.questions, **{f"hit@{k}": v for k, v in self.hit.items()},
-                "mrr": self.mrr, "ndcg@10": self.ndcg10,
-                "latency_ms": {"p50": self.latency_p50_ms, "p95": self.latency_p95_ms}}
-
-
-def evaluate_retrieval(retriever, questions: list[Question], depth: int = 10) -> RetrievalReport:
-    ranks: list[int | None] = []
-    latencies: list[float] = []
-    for question in questions:
-        started = time.perf_counter()
-        hits = retriever.search(question.question, k=depth * 3)  # passages; several per article
-        latencies.append(1000 * (time.perf_counter() - started))
-        ranks.append(article_rank([h.doc_id for h in hits], question.doc))
-    n = max(len(questions), 1)
-    return RetrievalReport(
-        questions=len(questions),
-        hit={k: sum(hit_at(r, k) for r in ranks) / n for k in CUTOFFS},
-        mrr=sum(reciprocal_rank(r) for r in ranks) / n,
-        ndcg10=sum(ndcg_at(r, 10) for r in ranks) / n,
-        latency_p50_ms=statistics.median(latencies) if latencies else 0.0,
-        latency_p95_ms=percentile(latencies, 95),
-    )
-
-
-# --------------------------------------------------------------------------- SQuAD files
+def load_question_set(path: Path) -> list[Question]:
+    """The questions of a JSONL set; every defect is listed with its line number (ValueError)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise ValueError(f"Question set not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text ({exc.reason})") from None
+    problems: list[str] = []
+    questions: list[Question] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {number}: invalid JSON ({exc.msg})")
+            continue
+        if not isinstance(record, dict):
+            problems.append(f"line {number}: not a JSON object")
+            continue
+        if "answers" not in record:
+            problems.append(f"line {number}: no \"answers\" (write the gold answers, or [] when the "
+                            "articles do not answer it)")
+            continue
+        qid, question, answers = record.get("id"), record.get("question"), record["answers"]
+        text_fields = [record.get(k, "") for k in ("doc", "type", "follows")]
+        if not isinstance(qid, str) or not qid.strip():
+            problems.append(f"line {number}: \"id\" must be a non-empty string")
+        elif qid in seen:
+            problems.append(f"line {number}: id {qid!r} is used twice")
+        elif not isinstance(question, str) or not question.strip():
+            problems.append(f"line {number}: \"question\" must be a non-empty string")
+        elif not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+            problems.append(f"line {number}: \"answers\" must be a list of non-empty strings")
+        elif not all(isinstance(x, str) for x in text_fields):
+            problems.append(f"line {number}: \"doc\", \"type\" and \"follows\" must be strings")
+        elif text_fields[2] and text_fields[2] not in seen:
+            problems.append(f"line {number}: follows {text_fields[2]!r}, which is not an earlier question")
+        else:
+            seen.add(qid)
+            questions.append(Question(qid, question.strip(), tuple(answers), *text_fields))
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise ValueError(f"{path}: {len(problems)} problem(s) in the question set:\n  {shown}")
+    if not questions:
+        raise ValueError(f"{path}: no questions")
+    return questions
 
 
 def load_squad(path: Path) -> tuple[list[Article], list[Question]]:
-    """One article per paragraph (``<title>-<n>``) and its questions (SQuAD 1.1 / 2.0 layout)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
-    articles, questions = [], []
-    for entry in data:
-        title = str(entry.get("title", "")).replace("_", " ").strip() or "Untitled"
-        for n, paragraph in enumerate(entry["paragraphs"]):
-            doc_id = f"{title}-{n}"
-            articles.append(Article(doc_id=doc_id, title=title, text=paragraph["context"]))
-            for qa in paragraph["qas"]:
-                answers = () if qa.get("is_impossible") else tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
-                questions.append(Question(id=str(qa["id"]), question=qa["question"], answers=answers,
-                                          doc=doc_id))
+    """One article per paragraph (``<title>-<n>``) and its questions (SQuAD 1.1 / 2.0 layout);
+    an ``is_impossible`` question has no answers and the type ``unanswerable``."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+        articles, questions = [], []
+        for entry in data:
+            title = str(entry.get("title", "")).replace("_", " ").strip() or "Untitled"
+            for n, paragraph in enumerate(entry["paragraphs"]):
+                doc_id = f"{title}-{n}"
+                articles.append(Article(doc_id=doc_id, title=title, text=paragraph["context"]))
+                for qa in paragraph["qas"]:
+                    impossible = bool(qa.get("is_impossible"))
+                    answers = () if impossible else tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                    questions.append(Question(id=str(qa["id"]), question=qa["question"], answers=answers,
+                                              doc=doc_id, type="unanswerable" if impossible else ""))
+    except FileNotFoundError:
+        raise ValueError(f"SQuAD file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a SQuAD 1.1/2.0 JSON file ({type(exc).__name__}: {exc})") from None
     return articles, questions
 
 
-def squad_corpus(path: Path, cache_root: Path | None = None) -> tuple[Path, list[Question]]:
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag"
+
+
+def squad_corpus(path: Path, root: Path | None = None) -> tuple[Path, list[Question]]:
     """Write a SQuAD file's paragraphs as a JSONL corpus in a cache folder; return it and the questions."""
     raw = Path(path).read_bytes()
-    cache_root = cache_root or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rag"
-    folder = cache_root / f"squad-{Path(path).stem}-{hashlib.sha256(raw).hexdigest()[:12]}"
+    folder = (root or cache_root()) / f"squad-{Path(path).stem}-{hashlib.sha256(raw).hexdigest()[:12]}"
     articles, questions = load_squad(path)
     corpus = folder / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
@@ -141,5 +182,198 @@ def squad_corpus(path: Path, cache_root: Path | None = None) -> tuple[Path, list
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         tmp.replace(target)
     # The JSONL loader prefixes ids with the file's stem.
-    questions = [Question(q.id, q.question, q.answers, f"squad/{q.doc}") for q in questions]
+    questions = [Question(q.id, q.question, q.answers, f"squad/{q.doc}", q.type) for q in questions]
     return corpus, questions
+
+
+def squad_store(corpus: Path, settings: Settings) -> Path:
+    """The cached index of a SQuAD corpus for these settings: one per embedder (and per chunk size
+    or prefixes, when not the defaults), so ``--vs RAG_EMBEDDING=…`` never rebuilds the other."""
+    name = f"store-{settings.embedding.replace('/', '_')}"
+    extra = (settings.query_prefix, settings.passage_prefix, settings.chunk_words)
+    if extra != ("", "", Settings.chunk_words):
+        name += "-" + hashlib.sha256(repr(extra).encode()).hexdigest()[:8]
+    return corpus.parent / name
+
+
+# --------------------------------------------------------------------------- configurations
+
+
+def parse_overrides(specs: Sequence[str]) -> dict[str, str]:
+    """``["RAG_RETRIEVAL=dense"]`` -> ``{"RAG_RETRIEVAL": "dense"}``; only settings variables."""
+    valid = [f"RAG_{name.upper()}" for name in Settings.__dataclass_fields__]
+    overrides = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or name.strip() not in valid:
+            raise ValueError(f"--vs {spec!r}: use VARIABLE=VALUE with one of {', '.join(valid)}")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def check_stores(configurations: Sequence[Settings]) -> None:
+    """Two configurations that need different indexes must not share a store (ValueError)."""
+    for i, a in enumerate(configurations):
+        for b in configurations[i + 1:]:
+            if Path(a.store_dir).resolve() != Path(b.store_dir).resolve():
+                continue
+            differ = [f"RAG_{f.upper()}" for f in INDEX_FIELDS if getattr(a, f) != getattr(b, f)]
+            if differ:
+                raise ValueError(
+                    f"{' and '.join(differ)} change what the index holds, but both configurations would "
+                    f"use the index in {a.store_dir}. Give the other one its own: add "
+                    f"--vs RAG_STORE_DIR=DIR (built there from the corpus on first use).")
+
+
+def setting_value(settings: Settings, variable: str) -> str:
+    return str(getattr(settings, variable.removeprefix("RAG_").lower()))
+
+
+def describe(settings: Settings) -> dict:
+    """The settings a reader needs to reproduce a run."""
+    return {"retrieval": settings.retrieval, "embedding": settings.embedding, "llm": settings.llm,
+            "llm_model": settings.llm_model, "top_k": settings.top_k, "chunk_words": settings.chunk_words,
+            "corpus_dir": str(settings.corpus_dir), "store_dir": str(settings.store_dir)}
+
+
+# --------------------------------------------------------------------------- asking
+
+
+@dataclass(frozen=True)
+class Outcome:
+    question: Question
+    answer: object  # rag.answer.Answer
+    rank: int | None  # of the relevant article (or passage) among those ranked; None: not found
+    total_ms: float
+
+
+def ask_all(answerer, retriever, questions: Sequence[Question], progress: bool = False) -> list[Outcome]:
+    """Each question through ``answerer.stream`` as the chat asks it, consumed until ``Final``."""
+    from tqdm import tqdm
+
+    from .answer import Final
+
+    done: dict[str, tuple[tuple, object]] = {}  # id -> (history it was asked with, answer)
+    outcomes = []
+    # disable=None: a progress bar only on a terminal.
+    for question in tqdm(questions, unit="question", disable=None if progress else True, mininterval=1.0,
+                         file=sys.stderr):
+        history: tuple = ()
+        if question.follows in done:
+            earlier, previous = done[question.follows]
+            history = (*earlier, (previous.question, previous.text))
+        started = time.perf_counter()
+        final = None
+        for event in answerer.stream(question.question, list(history)):
+            if isinstance(event, Final):
+                final = event.answer
+        total_ms = 1000 * (time.perf_counter() - started)
+        if final is None:
+            raise RuntimeError(f"The answerer gave no final answer to {question.id!r}")
+        done[question.id] = (history, final)
+        rank = None
+        if question.answers:
+            hits = retriever.search(final.standalone or question.question, k=RANK_DEPTH)
+            rank = (m.article_rank([h.doc_id for h in hits], question.doc) if question.doc
+                    else m.passage_rank([h.text for h in hits], question.answers))
+        outcomes.append(Outcome(question, final, rank, total_ms))
+    return outcomes
+
+
+@dataclass
+class Run:
+    """One configuration's answers to the set, and their figures."""
+    label: str
+    settings: Settings
+    outcomes: list[Outcome]
+    english: bool = False  # SQuAD normalisation drops English articles
+    overrides: dict = field(default_factory=dict)
+
+    @cached_property
+    def scores(self) -> list[dict]:
+        return [score(o, self.english) for o in self.outcomes]
+
+    def figures(self) -> dict:
+        return summarise(self.scores)
+
+    def by_type(self) -> dict[str, dict]:
+        groups: dict[str, list[dict]] = {}
+        for s in self.scores:
+            groups.setdefault(s["type"], []).append(s)
+        return {name: summarise(group) for name, group in groups.items()}
+
+
+def run_set(settings: Settings, index, questions: Sequence[Question], label: str = "",
+            overrides: dict | None = None, progress: bool = False) -> Run:
+    from .llm import make_answerer
+    from .retrieval import Retriever
+
+    retriever = Retriever(index, settings.retrieval)
+    if questions:  # the first search loads the index files: not a latency a user sees twice
+        retriever.search(questions[0].question, k=1)
+    outcomes = ask_all(make_answerer(settings, retriever), retriever, questions, progress)
+    english = m.is_english(a for q in questions for a in q.answers)
+    return Run(label, settings, outcomes, english, dict(overrides or {}))
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def answer_span(answer) -> str:
+    """What F1 and EM compare: the short answer, else the answer text without ``[n]``; "" for
+    "not found"."""
+    if answer.abstained:
+        return ""
+    return answer.short or m.strip_citations(answer.text)
+
+
+def cited_text(citation) -> str:
+    """What a reader sees of a cited passage: its text, and its article's title, outlet and link."""
+    return "\n".join((citation.text, citation.title, citation.outlet, citation.url))
+
+
+def score(outcome: Outcome, english: bool = False) -> dict:
+    """One question's scores (JSON-ready); answer scores only for answerable questions."""
+    q, a = outcome.question, outcome.answer
+    result = {"id": q.id, "type": q.type or UNTYPED, "answerable": bool(q.answers), "rank": outcome.rank,
+              "abstained": a.abstained, "chars": len(a.text), "citations": len(a.citations),
+              "timings_ms": {**a.timings_ms, "total": outcome.total_ms}}
+    if q.answers:
+        span = answer_span(a)
+        result.update(
+            contains=m.contains_answer(a.text, q.answers), contains_folded=m.contains_answer(a.text, q.answers, True),
+            f1=m.best_f1(span, q.answers, english), em=m.best_exact_match(span, q.answers, english),
+            supported=sum(m.contains_answer(cited_text(c), q.answers) for c in a.citations))
+    return result
+
+
+def summarise(scores: Sequence[dict]) -> dict:
+    """The figures of a list of :func:`score` results: shares in 0..1 (None when nothing to
+    measure), lengths in characters, latencies in ms."""
+    answerable = [s for s in scores if s["answerable"]]
+    given = [s for s in scores if not s["abstained"]]
+    given_answerable = [s for s in given if s["answerable"]]
+    ranks = [s["rank"] for s in answerable]
+    figures = {"questions": len(scores), "answerable": len(answerable),
+               "unanswerable": len(scores) - len(answerable)}
+    for k in m.CUTOFFS:
+        figures[f"hit@{k}"] = m.mean([m.hit_at(r, k) for r in ranks])
+    figures["mrr"] = m.mean([m.reciprocal_rank(r) for r in ranks])
+    figures["ndcg@10"] = m.mean([m.ndcg_at(r, 10) for r in ranks])
+    for name in ("contains", "contains_folded", "f1", "em"):
+        figures[name] = m.mean([float(s[name]) for s in answerable])
+    lengths = [s["chars"] for s in given]
+    figures["chars_mean"] = m.mean(lengths)
+    figures["chars_p95"] = m.percentile(lengths, 95) if lengths else None
+    figures["citation_precision"] = m.share(sum(s["supported"] for s in given_answerable),
+                                            sum(s["citations"] for s in given_answerable))
+    figures["cited"] = m.share(sum(1 for s in given if s["citations"]), len(given))
+    figures["abstained"] = m.share(len(scores) - len(given), len(scores))
+    figures["abstain_precision"], figures["abstain_recall"] = m.abstention_scores(
+        [s["abstained"] for s in scores], [not s["answerable"] for s in scores])
+    stages = list(dict.fromkeys(stage for s in scores for stage in s["timings_ms"] if stage != "total"))
+    for stage in stages + ["total"]:
+        values = [s["timings_ms"][stage] for s in scores if stage in s["timings_ms"]]
+        figures[f"{stage}_p50_ms"] = m.percentile(values, 50)
+        figures[f"{stage}_p95_ms"] = m.percentile(values, 95)
+    return figures
