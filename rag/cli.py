@@ -49,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         "eval", help="measure retrieval and answer accuracy on a question set",
         description="Ask every question of a set as the chat does and report retrieval, answer, "
                     "citation, abstention and latency figures (see the README's \"Evaluation\").",
-        epilog=f"exit codes: {EXIT_OK} done; {EXIT_FAILED_FILES} some articles could not be indexed; "
-               f"{EXIT_ERROR} error (bad input, no index, …); {EXIT_BELOW_MIN} a --min threshold not met",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=f"exit codes: {EXIT_OK} done; {EXIT_FAILED_FILES} paragraphs of a --squad file could not be "
+               f"indexed; {EXIT_ERROR} an error (bad input, a missing folder, …); {EXIT_BELOW_MIN} a --min "
+               "minimum not met")
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--qa", metavar="FILE",
                         help="question set (JSONL, see evalsets/README.md), asked over the corpus and its index")

@@ -44,9 +44,9 @@ class Question:
 
 @dataclass(frozen=True)
 class Metric:
+    """A figure of :func:`summarise`; what each one means is in the README ("Evaluation")."""
     name: str
     unit: str  # "share" (0..1, printed as a percentage), "count", "chars" or "ms"
-    meaning: str
 
     @property
     def gate(self) -> bool:
@@ -54,36 +54,18 @@ class Metric:
         return self.unit == "share" and self.name != "abstained"
 
 
-METRICS = [
-    Metric("questions", "count", "questions asked"),
-    Metric("answerable", "count", "questions with a gold answer"),
-    Metric("unanswerable", "count", "questions the articles do not answer"),
-    *(Metric(f"hit@{k}", "share", f"relevant article (or passage) among the first {k} retrieved")
-      for k in m.CUTOFFS),
-    Metric("mrr", "share", "mean reciprocal rank of the relevant article (or passage)"),
-    Metric("ndcg@10", "share", "nDCG@10 with one relevant article (or passage)"),
-    Metric("contains", "share", "answer holds a gold answer (NFC, case-insensitive, diacritics kept)"),
-    Metric("contains_folded", "share", "the same with diacritics folded"),
-    Metric("f1", "share", "SQuAD token F1 of the short answer"),
-    Metric("em", "share", "SQuAD exact match of the short answer"),
-    Metric("chars_mean", "chars", "mean length of the answers given (not found excluded)"),
-    Metric("chars_p95", "chars", "95th percentile of that length"),
-    Metric("citation_precision", "share", "cited passages that hold a gold answer"),
-    Metric("cited", "share", "answers given with at least one citation"),
-    Metric("abstained", "share", "questions answered \"not found\""),
-    Metric("abstain_precision", "share", "\"not found\" answers given to unanswerable questions"),
-    Metric("abstain_recall", "share", "unanswerable questions answered \"not found\""),
-]
+METRICS = [Metric(name, "count") for name in ("questions", "answerable", "unanswerable")] + [
+    Metric(name, "share") for name in (*(f"hit@{k}" for k in m.CUTOFFS), "mrr", "ndcg@10", "contains",
+                                       "contains_folded", "f1", "em")] + [
+    Metric("chars_mean", "chars"), Metric("chars_p95", "chars")] + [
+    Metric(name, "share") for name in ("citation_precision", "cited", "abstained", "abstain_precision",
+                                       "abstain_recall")]
 GATES = [metric.name for metric in METRICS if metric.gate]
 
 
 def metric(name: str) -> Metric:
-    """The metric named ``name``; latency figures are named ``<stage>_p50_ms`` / ``<stage>_p95_ms``."""
-    known = {x.name: x for x in METRICS}
-    if name in known:
-        return known[name]
-    stage, _, q = name.removesuffix("_ms").rpartition("_")
-    return Metric(name, "ms", f"{q} latency of the {stage} stage" if stage != "total" else f"{q} latency, whole answer")
+    """The metric named ``name``; latencies are ``<stage>_p50_ms`` / ``<stage>_p95_ms`` (ms)."""
+    return next((x for x in METRICS if x.name == name), Metric(name, "ms"))
 
 
 # --------------------------------------------------------------------------- question sets

@@ -25,7 +25,7 @@ SECTIONS = [
 BY_TYPE = [("questions", "n"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr", "MRR"),
            ("contains", "contains"), ("contains_folded", "folded"), ("f1", "F1"), ("em", "EM"),
            ("citation_precision", "cit.prec"), ("abstained", "not found"), ("total_p50_ms", "p50 ms")]
-# The Markdown report's tables by type: every figure but the counts and the per-stage latencies.
+# The Markdown report's tables by type: every figure but the per-stage latencies.
 FULL_BY_TYPE = [("questions", "n"), ("hit@1", "hit@1"), ("hit@3", "hit@3"), ("hit@5", "hit@5"),
                 ("hit@10", "hit@10"), ("mrr", "MRR"), ("ndcg@10", "nDCG@10"), ("contains", "contains"),
                 ("contains_folded", "folded"), ("f1", "F1"), ("em", "EM"), ("chars_mean", "chars"),
@@ -68,9 +68,13 @@ def sections(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:
 
 
 def configurations(runs: Sequence[Run]) -> list[str]:
-    letters = "AB"
-    return [f"{letters[i]}: {run.label}  ({', '.join(f'{k}={v}' for k, v in describe(run.settings).items() if k in ('retrieval', 'embedding', 'llm', 'top_k'))})"
-            for i, run in enumerate(runs)]
+    """ "A: RAG_RETRIEVAL=hybrid  (retrieval=hybrid, embedding=…, llm=none, top_k=4)" per run."""
+    lines = []
+    for letter, run in zip("AB", runs):
+        settings = describe(run.settings)
+        shown = ", ".join(f"{k}={settings[k]}" for k in ("retrieval", "embedding", "llm", "top_k"))
+        lines.append(f"{letter}: {run.label}  ({shown})")
+    return lines
 
 
 def _rows(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:
@@ -116,8 +120,8 @@ def terminal(set_name: str, runs: Sequence[Run]) -> str:
 
 
 def markdown(set_name: str, runs: Sequence[Run], command: str) -> str:
-    """A Markdown report: the command, the configurations, the overall table, the tables by type
-    and what each metric means. Paste it as is into the README."""
+    """A Markdown report: the command, the configurations, the overall table and the tables by
+    type (folded). Paste it as is into the README."""
     lines = [f"### `{set_name}`", "", f"```bash\n{command}\n```", ""]
     lines += [f"- {c}" for c in configurations(runs)] + [""]
     header = ["metric"] + ["AB"[i] for i in range(len(runs))] + (["B − A"] if len(runs) == 2 else [])

