@@ -289,9 +289,9 @@ def short_answer(kind: str, sentence: str, question: str) -> str:
             following = {fold(w) for w in words(span)[1:]} | ({"phan", "tram", "%"} if "%" in span else set())
             if unit & following:
                 return span
-            before = sentence[max(0, match.start() - 12):match.start()].split()[-1:]
-            if before and fold(before[0]) in unit and not words(span)[1:]:
-                return f"{before[0]} {span}"
+            before = sentence[max(0, match.start() - 30):match.start()].split()[-2:]
+            if unit & {fold(w) for w in before}:
+                return f"{' '.join(before)} {span.split()[0]}"
         return ""
     if kind == "person":
         role = asked_role(question)
@@ -420,6 +420,7 @@ class _Candidate:
 
 # Weighting the overlap by IDF (syllables and pairs) measured no better on XQuAD-vi (79.8 -> 79.7%).
 OVERLAP_WEIGHT = 0.1
+RANK_PRIOR = 0.03  # added to a sentence's similarity, divided by its passage's rank (1, 2, …)
 MIN_SIMILARITY = 0.80  # provisional floor for the best sentence's cosine similarity
 MIN_OVERLAP = 0.25  # share of the question's content words a Vietnamese answer sentence must hold
 TYPED_MARGIN = 0.03  # a typed question takes a slightly weaker sentence that holds the asked type
@@ -488,12 +489,14 @@ class ExtractiveAnswerer:
         query = np.asarray(query_vector, dtype=np.float32) if query_vector is not None else None
         terms = set(content_terms(question))
         candidates = []
-        for hit in hits:
+        for rank, hit in enumerate(hits):
             for sentence, sid in zip(hit.sentences, hit.sentence_ids()):
                 vector = vectors.get(sid)
                 similarity = float(vector @ query) if vector is not None and query is not None else 0.0
                 folded = {fold(w) for w in words(sentence)}
                 overlap = len(terms & folded) / len(terms) if terms else 0.0
+                # The fused ranking is a prior: on XQuAD-vi, answers holding the gold span 82.8 -> 83.9%.
+                similarity += RANK_PRIOR / (rank + 1)
                 candidates.append(_Candidate(hit, sentence, similarity, overlap))
         return sorted(candidates, key=lambda c: -c.score)
 
