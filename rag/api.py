@@ -310,14 +310,14 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
         check_rate(limiter, client_address(request))
 
     def ready_answerer(ask: schemas.AskRequest):
+        question = ask.question.strip()
+        if not question:
+            raise ApiError(422, "empty_question", "The question is empty.")
         if not service.ready:
             if service.state == "failed":
                 raise ApiError(503, "failed", f"The index could not be loaded: {service.error}")
             raise ApiError(503, "not_ready", "The index is still loading (built on first run); try again shortly.",
                            {"Retry-After": "5"})
-        question = ask.question.strip()
-        if not question:
-            raise ApiError(422, "empty_question", "The question is empty.")
         filters = None
         if ask.filters is not None:
             f = ask.filters
@@ -485,6 +485,9 @@ def public_host(host: str) -> str:
 def serve(settings: Settings) -> int:
     """Serve the chat, API and widget; the index is loaded (built on first run) meanwhile.
     Returns the exit code: 2 when the index cannot be loaded."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
     try:
         import uvicorn
     except ImportError as exc:  # pragma: no cover - depends on the install

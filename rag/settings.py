@@ -60,7 +60,7 @@ class Settings:
     token_ttl: int = 3600
     #: Questions (and ratings) per minute per client address, across the chat, the widget and the
     #: API; 0 turns the limit off. ``RAG_RATE_LIMIT``.
-    rate_limit: int = 20
+    rate_limit: int = 30
     #: Port of the demo intranet page that shows the widget (``rag serve --demo-port``); 0: none.
     #: ``RAG_DEMO_PORT``.
     demo_port: int = 0

@@ -181,8 +181,10 @@ def ask_widget(frame, question: str):
     before = frame.locator(".msg.bot").count()
     frame.locator("#question").fill(question)
     frame.locator("#question").press("Enter")
+    from playwright.sync_api import expect
+
     answer = frame.locator(".msg.bot").nth(before)
-    answer.locator(".rate, .error").first.wait_for()  # rendered once the final answer arrived
+    expect(answer).to_have_attribute("aria-busy", "false", timeout=30_000)  # the final answer, or an error
     return answer
 
 
@@ -246,6 +248,10 @@ def test_a_page_on_another_origin_can_neither_embed_the_chat_nor_call_the_api(si
         page.locator("[data-rag-widget] .bubble").click()
     assert "The request has been blocked" in refusal.value.text and site["blocked"].origin not in refusal.value.text
     (embed,) = [frame for frame in page.frames if frame != page.main_frame]
+    for _ in range(100):  # the refusal is logged before the frame shows Chromium's error page
+        if embed.url.startswith("chrome-error://"):
+            break
+        page.wait_for_timeout(100)
     assert embed.url.startswith("chrome-error://") and embed.query_selector("#question") is None
 
     # A script of that page calling the API: the preflight fails, and a "simple" request that
@@ -259,3 +265,48 @@ def test_a_page_on_another_origin_can_neither_embed_the_chat_nor_call_the_api(si
         page.evaluate("""url => fetch(url, {method: 'POST', mode: 'no-cors', body: '{"question": "Ai?"}'})
                                    .then(r => r.type)""", server.url + "/api/ask")
     assert response.value.status == 403
+
+
+def test_api_docs_render_from_the_server_alone(site, context):
+    server = site["server"]
+    page = context.new_page()
+    page.goto(server.url + "/docs")
+    page.locator(".opblock").first.wait_for()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert {"/api/ask", "/api/ask/stream", "/healthz"} <= set(paths)
+    assert origins_of(context.requested) == {server.url}  # Swagger UI's files come from this server
+
+
+def test_widget_token_and_rate_limit_as_users_see_them(site, context):
+    """A server with RAG_API_KEY and a limit of 2 questions a minute: the widget works with a
+    signed token from its snippet, explains a missing one, and both surfaces explain the limit."""
+    import time
+
+    from servers import DemoPage, LiveServer, free_port
+
+    from rag.api import RateLimiter, sign_token
+
+    service = site["server"].service
+    port = free_port()
+    demo = DemoPage(f"http://127.0.0.1:{port}")
+    settings = site["settings"].with_(api_key="s3cret-key", allowed_origins=demo.origin)
+    token = sign_token("s3cret-key", int(time.time()) + 600)
+    try:
+        with LiveServer(settings, service, RateLimiter(2), port=port) as server:
+            page = context.new_page()
+            page.goto(demo.url + "/?open=true")
+            answer = ask_widget(page.frame_locator("[data-rag-widget] iframe"), CUBA_QUESTION)
+            assert "Widget chưa được cấp quyền truy cập hoặc phiên đã hết hạn" in answer.inner_text()
+
+            page.goto(demo.url + "/?open=true&token=" + token)
+            frame = page.frame_locator("[data-rag-widget] iframe")
+            assert ask_widget(frame, CUBA_QUESTION).inner_text().startswith("Nguyễn Thị Tuyến.")
+            assert ask_widget(frame, "Hà Nội tặng La Habana bao nhiêu tấn gạo?").inner_text().startswith("2000 tấn gạo")
+            limited = ask_widget(frame, CUBA_QUESTION).inner_text()
+            assert limited.startswith("Bạn đã gửi quá nhiều câu hỏi trong thời gian ngắn. Vui lòng thử lại sau")
+
+            chat = context.new_page()
+            chat.goto(server.url + "/")
+            assert "Bạn đã gửi quá nhiều câu hỏi" in ask_chat(chat, CUBA_QUESTION).inner_text()
+    finally:
+        demo.close()

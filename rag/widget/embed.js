@@ -188,6 +188,7 @@
   function ask(question) {
     addMessage("user", question);
     var bubble = addMessage("bot", t.searching);
+    bubble.setAttribute("aria-busy", "true");
     var streamed = "", final = null;
     $("send").disabled = true;
     return api("/api/ask/stream", { question: question, history: history.slice(-MAX_TURNS) }).then(function (response) {
@@ -216,6 +217,7 @@
       bubble.classList.add("error");
       bubble.textContent = t.failed;
     }).then(function () {
+      bubble.setAttribute("aria-busy", "false");
       $("send").disabled = false;
       bubble.scrollIntoView({ block: "end" });
     });
