@@ -273,6 +273,7 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
         from fastapi.middleware.cors import CORSMiddleware
         from fastapi.openapi.docs import get_swagger_ui_html
         from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+        from starlette.exceptions import HTTPException as StarletteHTTPException
         from swagger_ui_bundle import swagger_ui_path
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError(f"The web service needs {exc.name}: {INSTALL_HINT}") from exc
@@ -294,6 +295,11 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
         return JSONResponse({"error": exc.code, "message": exc.message}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": code, "message": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, exc: RequestValidationError):
@@ -462,7 +468,9 @@ def _capped(receive, limit: int):
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                return {"type": "http.disconnect"}
+                from starlette.exceptions import HTTPException
+
+                raise HTTPException(413, f"The request body is over {limit // 1024} KiB.")
         return message
     return wrapped
 

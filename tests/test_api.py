@@ -137,7 +137,7 @@ def test_web_settings_come_from_the_environment():
 # --------------------------------------------------------------------------- over HTTP
 
 
-def request(url: str, body=None, *, method: str | None = None, headers: dict | None = None, raw: bytes | None = None):
+def request(url: str, body=None, *, method: str | None = None, headers: dict | None = None, raw=None):
     """``(status, headers, body as JSON or text)``; HTTP errors are returned, not raised."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     head = {"Content-Type": "application/json"} if data is not None else {}
@@ -252,8 +252,12 @@ def test_malformed_and_oversized_bodies_are_refused(server):
     status, _, error = request(server.url + "/api/ask/stream", raw=b"question=Ai",
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 422 and "Content-Type: application/json" in error["message"]
-    status, _, error = request(server.url + "/api/ask", raw=json.dumps({"question": "x" * 70_000}).encode())
+    big = json.dumps({"question": "x" * 70_000}).encode()
+    status, _, error = request(server.url + "/api/ask", raw=big)
     assert status == 413 and error["error"] == "request_too_large" and "64 KiB" in error["message"]
+    chunks = iter([big[i:i + 8192] for i in range(0, len(big), 8192)])  # no Content-Length: chunked
+    status, _, error = request(server.url + "/api/ask", raw=chunks)
+    assert status == 413 and error["error"] == "request_too_large"
 
 
 @pytest.mark.slow
