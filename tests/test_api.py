@@ -191,7 +191,8 @@ def test_ask_returns_the_answer_with_its_cited_passage(server):
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert answer["short"] == "Nguyễn Thị Tuyến" and answer["answer"].startswith("Nguyễn Thị Tuyến.")
     assert "[1]" in answer["answer"] and not answer["abstained"]
-    (citation,) = answer["citations"]
+    citation = answer["citations"][0]  # a second one may follow, for a second sentence
+    assert all(f"[{c['n']}]" in answer["answer"] for c in answer["citations"])
     assert citation["n"] == 1 and citation["doc_id"] == "ha-noi-la-habana-hop-tac"
     assert citation["url"].startswith("https://laodongthudo.vn/tiep-tuc-thuc-day")
     assert citation["quote"] and citation["quote"] in citation["text"] and "Nguyễn Thị Tuyến" in citation["quote"]

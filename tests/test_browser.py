@@ -121,7 +121,7 @@ def test_chat_answers_with_citations_and_sources_follow_ups_and_ratings(site, co
     answer = ask_chat(page, CUBA_QUESTION)
     text = answer.inner_text()
     assert text.startswith("Nguyễn Thị Tuyến.") and "[1]" in text and "bài gốc" in text
-    assert answer.get_by_role("link", name="bài gốc").get_attribute("href").startswith(CUBA_URL)
+    assert answer.get_by_role("link", name="bài gốc").first.get_attribute("href").startswith(CUBA_URL)
     panel = page.locator("#sources")
     assert panel.locator("h3").inner_text() == "Nguồn"
     source = panel.locator(".rag-source").first
