@@ -394,10 +394,11 @@ def standalone_question(question: str, history: Sequence[tuple[str, str]] = ()) 
     return f"{rewritten} ({context})" if context else rewritten
 
 
-def with_history(stream, question: str, history: Sequence[tuple[str, str]]) -> Iterator[Event]:
-    """Run an answerer's ``stream`` on the standalone form of a follow-up; the final answer keeps
-    the question as asked and records the rewritten one."""
-    standalone = standalone_question(question, history)
+def with_history(stream, question: str, history: Sequence[tuple[str, str]],
+                 rewrite=standalone_question) -> Iterator[Event]:
+    """Run an answerer's ``stream`` on the standalone form of a follow-up (``rewrite(question,
+    history)``); the final answer keeps the question as asked and records the rewritten one."""
+    standalone = rewrite(question, history) if history else question
     for event in stream(standalone):
         if isinstance(event, Final) and standalone != question:
             event = Final(dataclasses.replace(event.answer, question=question, standalone=standalone))
