@@ -427,14 +427,15 @@ MIN_SIMILARITY = 0.80  # provisional floor for the best sentence's cosine simila
 MIN_OVERLAP = 0.25  # share of the question's content words a Vietnamese answer sentence must hold
 TYPED_MARGIN = 0.03  # a typed question takes a slightly weaker sentence that holds the asked type
 SECOND_MARGIN = 0.1  # XQuAD-vi, answers holding the gold span: 0.05 -> 80.8%, 0.1 -> 81.7%, 0.15 same
-MIN_SECOND_CHARS = 60  # a second sentence clipped shorter than this says too little
-VERB_MARGIN = 0.05  # a sentence where the asked verb names someone may score this much lower  # a second sentence is added when it scores nearly as well (and fits)
+ARTICLE_CACHE = 512  # articles whose words are kept for the named-terms check
+VERB_MARGIN = 0.05  # a sentence where the asked verb names someone may score this much lower
 
 
 class ExtractiveAnswerer:
     def __init__(self, retriever: Retriever, top_k: int = 4) -> None:
         self.retriever = retriever
         self.top_k = top_k
+        self._words: dict[tuple[str, str], set[str]] = {}  # see _article_words
 
     def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         final = None
@@ -519,9 +520,16 @@ class ExtractiveAnswerer:
         yield Final(answer)
 
     def _article_words(self, hit: Hit) -> set[str]:
-        passages = self.retriever.index.passages({"doc_id": hit.doc_id})
-        tokens = [w.lower() for w in words(hit.title + " " + " ".join(p.text for p in passages))]
-        return set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
+        """An article's words and adjacent pairs joined, lower-cased (kept for the recent ones:
+        an index generation never changes once written)."""
+        key = (str(self.retriever.index.path), hit.doc_id)
+        if key not in self._words:
+            passages = self.retriever.index.passages({"doc_id": hit.doc_id})
+            tokens = [w.lower() for w in words(hit.title + " " + " ".join(p.text for p in passages))]
+            if len(self._words) >= ARTICLE_CACHE:
+                self._words.pop(next(iter(self._words)))
+            self._words[key] = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
+        return self._words[key]
 
     @staticmethod
     def _second(best: _Candidate, candidates: list[_Candidate], room: int) -> _Candidate | None:
@@ -545,7 +553,8 @@ class ExtractiveAnswerer:
         # Each retrieved article's words and word pairs (lower-cased), to check it is about the
         # places and people named. A question naming what no single article holds all of ("…
         # sang Argentina, Peru và … sang Cuba") spans articles: each must hold one of them.
-        articles = {c.hit.doc_id: self._article_words(c.hit) for c in candidates} if named else {}
+        hits = {c.hit.doc_id: c.hit for c in candidates} if named else {}
+        articles = {doc: self._article_words(hit) for doc, hit in hits.items()}
         holds = {doc: [spelled_like(term, vocab) for term in named] for doc, vocab in articles.items()}
         spanning = bool(named) and not any(all(h) for h in holds.values()) and all(map(any, zip(*holds.values())))
         eligible = []
