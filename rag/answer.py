@@ -233,7 +233,7 @@ def asked_role(question: str) -> list[str]:
         return []
     role = match.group("role") or match.group("role2")
     role = role.split(",")[0]  # "Thủ tướng Cuba, người thăm Việt Nam …" -> "Thủ tướng Cuba"
-    folded = [fold(w) for w in words(role) if fold(w) != "cua"][:8]  # "của" is not in the title
+    folded = [fold(w) for w in words(role) if fold(w) != "cua"]  # "của" is not in the title
     if not any(" ".join(folded[:n]) in _TITLES for n in (1, 2, 3)):
         return []
     return folded
@@ -248,9 +248,11 @@ def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
     for i in range(len(folded) - len(role) + 1):
         if folded[i:i + len(role)] != role or (i and folded[i - 1] in _ROLE_PREFIXES):
             continue
-        after = _person(" ".join(tokens[i + len(role):i + len(role) + 8]), asked)
-        if after and sentence.find(after) > 0:
-            return after
+        after = _person(" ".join(tokens[i + len(role):i + len(role) + 12]), asked)
+        # As written in the sentence: words() split "Sanchez-Barreto" at the hyphen.
+        written = re.search(r"[\s-]+".join(map(re.escape, after.split())), sentence) if after else None
+        if written and written.start() > 0:
+            return written.group(0)
         before = _person(" ".join(tokens[max(0, i - 6):i]) + " ,", asked)
         if before and before.split()[-1] == tokens[i - 1]:
             return before
@@ -337,12 +339,14 @@ def _person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
         return ""
     tokens = sentence.split()
     folded = [" ".join(fold(w) for w in words(t)) for t in tokens]
-    for i in range(len(folded) - len(verb) + 1):
-        if folded[i:i + len(verb)] == verb:
-            if subject:
-                found = list(_names(" ".join(tokens[max(0, i - 12):i]) + " ,", asked))
-                return found[-1] if found else ""
-            return _person(" ".join(tokens[i + len(verb):i + len(verb) + 12]), asked)  # its object
+    # "đoàn gặp ai?": the whole verb phrase if the sentence has it, else its last word ("gặp").
+    for phrase in (verb, verb[-1:]) if len(verb) > 1 and verb[-1] not in _STOP else (verb,):
+        for i in range(len(folded) - len(phrase) + 1):
+            if folded[i:i + len(phrase)] == phrase:
+                if subject:
+                    found = list(_names(" ".join(tokens[max(0, i - 12):i]) + " ,", asked))
+                    return found[-1] if found else ""
+                return _person(" ".join(tokens[i + len(phrase):i + len(phrase) + 12]), asked)  # its object
     return ""
 
 

@@ -39,6 +39,13 @@ def test_person_questions_follow_the_verb_asked_about():
     assert short_answer("person", sentence, "Ai dẫn đầu đoàn?") == "Ngô Thị Thanh Hằng"
 
 
+def test_a_role_holder_is_returned_as_written():
+    sentence = ("Đoàn đã có buổi làm việc với Tổng Vụ trưởng Vụ châu Á-Thái Bình Dương Bộ Ngoại giao Peru, "
+                "Đại sứ Elard Alberto Escala Sanchez-Barreto.")
+    question = "Tổng Vụ trưởng Vụ châu Á-Thái Bình Dương Bộ Ngoại giao Peru là ai?"
+    assert short_answer("person", sentence, question) == "Elard Alberto Escala Sanchez-Barreto"
+
+
 def test_names_one_letter_off_are_the_same_name_but_short_syllables_are_exact():
     known = {"maastricht", "bendigo", "viettel", "lào", "panthers"}
     assert spelled_like("maastrich", known) and spelled_like("bedigo", known)
