@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: chat test ingest
+.PHONY: chat test ingest demo browser
 
 chat: $(VENV)/.installed-chat
 	$(PY) app.py
@@ -12,9 +12,20 @@ chat: $(VENV)/.installed-chat
 ingest: $(VENV)/.installed-chat
 	$(VENV)/bin/rag ingest
 
+# The chat and, on port 7861, a demo intranet page that embeds the widget.
+demo: $(VENV)/.installed-chat
+	$(PY) app.py --demo-port 7861
+
 # torch is pinned first: 2.13.0 is a CPU build; a bare `torch` requirement would pull a CUDA one.
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test browser
 	$(PY) -m pytest
+
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The browser tests need chromium: apt-get install chromium" >&2; exit 1; fi; }
 
 $(VENV)/.installed-chat: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -75,10 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--ragas", metavar="OUT.jsonl",
                           help="write question, answer, contexts, ground_truth rows for RAGAS")
 
-    serve = commands.add_parser("serve", help="start the chat in the browser")
+    serve = commands.add_parser("serve", help="serve the chat, the HTTP API and the widget")
     _store_options(serve)
-    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: 7860)")
+    serve.add_argument("--host", help="address to listen on (default: $RAG_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: $RAG_PORT or 7860)")
+    serve.add_argument("--demo-port", type=int, metavar="PORT",
+                       help="also serve a demo intranet page with the widget on this port (another origin, "
+                            "added to the allowed origins)")
     return parser
 
 
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `rag ask … | head` ends quietly
     settings = Settings.load(corpus_dir=getattr(args, "corpus", None), store_dir=args.store,
                              top_k=getattr(args, "top_k", None), host=getattr(args, "host", None),
-                             port=getattr(args, "port", None))
+                             port=getattr(args, "port", None), demo_port=getattr(args, "demo_port", None))
     from .embeddings import EmbeddingError
     from .index import StoreError
 
@@ -103,10 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             return _eval(settings, args)
         if args.command == "serve":
-            from .ui import serve
+            from .api import serve
 
-            serve(settings)
-            return EXIT_OK
+            return serve(settings)
     except (StoreError, EmbeddingError, ValueError, ImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

