@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.evaluation import load_squad, percentile  # noqa: E402
+from rag.evaluation import load_squad  # noqa: E402
+from rag.metrics import percentile  # noqa: E402
 from rag.text import split_sentences  # noqa: E402
 
 
