@@ -3,8 +3,8 @@ import pytest
 from conftest import ARGENTINA, CUBA
 
 from rag.answer import (MAX_ANSWER_CHARS, NOT_FOUND, ExtractiveAnswerer, Final, Sources, TextDelta,
-                        _clip, _named_terms, article_field, asked_unit, question_kind, short_answer,
-                        spelled_like)
+                        _clip, _named_terms, article_field, asked_unit, query_terms, question_kind,
+                        short_answer, spelled_like)
 from rag.retrieval import Retriever
 
 
@@ -37,6 +37,12 @@ def test_person_questions_follow_the_verb_asked_about():
                 "Argentina Victor Gorodeki Kot.")
     assert short_answer("person", sentence, "Đoàn đã hội kiến ai?") == "Victor Gorodeki Kot"
     assert short_answer("person", sentence, "Ai dẫn đầu đoàn?") == "Ngô Thị Thanh Hằng"
+
+
+def test_english_questions_are_matched_in_the_articles_words():
+    assert query_terms("Which Argentine communist leader did the Hanoi delegation meet?") == [
+        "argentina", "cong", "san", "lanh", "dao", "ha", "noi", "doan", "dai", "bieu", "gap", "hoi", "kien", "lam", "viec"]
+    assert query_terms("Hà Nội tặng bao nhiêu tấn gạo?") == ["ha", "noi", "tang", "tan", "gao"]  # Vietnamese: as typed
 
 
 def test_a_role_holder_is_returned_as_written():
