@@ -562,7 +562,7 @@ class ExtractiveAnswerer:
         an index generation never changes once written)."""
         key = (str(self.retriever.index.path), hit.doc_id)
         if key not in self._words:
-            passages = self.retriever.index.passages({"doc_id": hit.doc_id})
+            passages = self.retriever.index.article(hit.doc_id)
             tokens = [w.lower() for w in words(hit.title + " " + " ".join(p.text for p in passages))]
             if len(self._words) >= ARTICLE_CACHE:
                 self._words.pop(next(iter(self._words)))

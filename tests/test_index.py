@@ -182,3 +182,14 @@ def _journal_rows(path) -> int:
             return db.execute("SELECT count(*) FROM vectors").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_an_articles_passages_come_by_their_ids_in_order(indexed, e5):
+    index = VectorIndex.open(indexed, e5)
+    try:
+        article = index.article(CUBA)
+        assert article == index.passages({"doc_id": CUBA})  # the same as a metadata filter, faster
+        assert [h.position for h in article] == list(range(len(article))) and len(article) > 3
+        assert index.article("no-such-article") == []
+    finally:
+        index.close()
