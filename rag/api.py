@@ -37,8 +37,6 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 1000
-MAX_HISTORY_TURNS = 20
 MAX_BODY_BYTES = 64 * 1024
 WIDGET_DIR = Path(__file__).parent / "widget"
 INSTALL_HINT = "pip install -e . (fastapi, uvicorn and gradio are dependencies of rag)"

@@ -6,7 +6,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .api import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS
+MAX_QUESTION_CHARS = 1000  # the chat's text box and the API refuse longer questions
+MAX_HISTORY_TURNS = 20
 
 
 class Turn(BaseModel):

@@ -167,7 +167,7 @@ def build_blocks(settings: Settings, service, limiter):
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError("The chat needs gradio: pip install 'gradio>=6'") from exc
 
-    from .api import MAX_QUESTION_CHARS
+    from .schemas import MAX_QUESTION_CHARS
     from .feedback import DISLIKE, LIKE, FeedbackStore
 
     feedback = FeedbackStore.beside(settings.store_dir)
