@@ -19,7 +19,7 @@ import numpy as np
 
 from .index import Hit
 from .retrieval import Retriever
-from .text import fold, words
+from .text import fold, near_spellings, one_letter_less, words
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
 MAX_ANSWER_CHARS = 400
@@ -183,16 +183,6 @@ def asked_unit(question: str) -> list[str]:
     return list(dict.fromkeys(unit for w in asked for unit in sorted(_UNIT_WORDS.get(w, {w}))))
 
 
-def one_letter_less(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
-
-
-def near_spellings(known) -> set[str]:
-    """Every word of ``known`` (5 letters or more) with one letter dropped: with it,
-    :func:`spelled_like` finds a word one letter away without comparing against each word."""
-    return {v for w in known if len(w) >= 5 for v in one_letter_less(w)}
-
-
 def spelled_like(term: str, known, near=None) -> bool:
     """``term`` or a spelling one letter away is in ``known`` (lower-cased words): a letter
     missing, extra or different ("Maastrich"/"Maastricht", "Bedigo"/"Bendigo", "Vietel"/"Viettel"),
@@ -203,7 +193,7 @@ def spelled_like(term: str, known, near=None) -> bool:
     if len(term) < 5:
         return False
     near = near_spellings(known) if near is None else near
-    shorter = one_letter_less(term)
+    shorter = one_letter_less(term)  # with ``near``: one letter away without comparing each word
     return (term in near or term + "s" in known or term + "es" in known
             or any(v in known or v in near for v in shorter))
 
@@ -471,7 +461,7 @@ class ExtractiveAnswerer:
     def __init__(self, retriever: Retriever, top_k: int = 4) -> None:
         self.retriever = retriever
         self.top_k = top_k
-        self._words: dict[tuple[str, str], set[str]] = {}  # see _article_words
+        self._words: dict[tuple[str, str], tuple[set[str], set[str]]] = {}  # see _article_words
 
     def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         final = None
@@ -557,16 +547,17 @@ class ExtractiveAnswerer:
         yield TextDelta(answer.text)
         yield Final(answer)
 
-    def _article_words(self, hit: Hit) -> set[str]:
-        """An article's words and adjacent pairs joined, lower-cased (kept for the recent ones:
-        an index generation never changes once written)."""
+    def _article_words(self, hit: Hit) -> tuple[set[str], set[str]]:
+        """An article's words and adjacent pairs joined, lower-cased, and their
+        :func:`near_spellings` (kept for the recent articles: a generation never changes)."""
         key = (str(self.retriever.index.path), hit.doc_id)
         if key not in self._words:
             passages = self.retriever.index.article(hit.doc_id)
             tokens = [w.lower() for w in words(hit.title + " " + " ".join(p.text for p in passages))]
             if len(self._words) >= ARTICLE_CACHE:
                 self._words.pop(next(iter(self._words)))
-            self._words[key] = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
+            vocab = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
+            self._words[key] = vocab, near_spellings(vocab)
         return self._words[key]
 
     @staticmethod
@@ -598,7 +589,7 @@ class ExtractiveAnswerer:
         # sang Argentina, Peru và … sang Cuba") spans articles: each must hold one of them.
         hits = {c.hit.doc_id: c.hit for c in candidates} if named else {}
         articles = {doc: self._article_words(hit) for doc, hit in hits.items()}
-        holds = {doc: [spelled_like(term, vocab) for term in named] for doc, vocab in articles.items()}
+        holds = {doc: [spelled_like(term, vocab, near) for term in named] for doc, (vocab, near) in articles.items()}
         spanning = bool(named) and not any(all(h) for h in holds.values()) and all(map(any, zip(*holds.values())))
         eligible = []
         for candidate in candidates:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import fold, words
+from .text import fold, near_spellings, words
 
 _IDS = "chunk_ids.json"
 
@@ -73,8 +73,7 @@ class LexicalIndex:
         """:meth:`exact_words` of five letters or more with one letter dropped (built on first use),
         to recognise a name typed one letter off."""
         if self._near is None:
-            self._near = frozenset(v for w in self.exact_words() if len(w) >= 5
-                                   for v in (w[:i] + w[i + 1:] for i in range(len(w))))
+            self._near = frozenset(near_spellings(self.exact_words()))
         return self._near
 
     def knows_joined(self, word: str) -> bool:

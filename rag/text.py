@@ -25,6 +25,16 @@ def fold(text: str) -> str:
     return stripped.replace("đ", "d")
 
 
+def one_letter_less(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def near_spellings(known) -> set[str]:
+    """Every word of ``known`` (5 letters or more) with one letter dropped: a word one letter
+    away from another shares one of these with it (see ``rag.answer.spelled_like``)."""
+    return {v for w in known if len(w) >= 5 for v in one_letter_less(w)}
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -42,3 +42,10 @@ def test_sentences_keep_quotes_and_the_final_slash_dot():
 def test_photo_credit_stays_with_its_caption():
     assert split_sentences("Cuộc hội đàm tại La Habana. (Ảnh: Minh Thu)") == [
         "Cuộc hội đàm tại La Habana. (Ảnh: Minh Thu)"]
+
+
+def test_near_spellings_drop_one_letter_of_long_words_only():
+    from rag.text import near_spellings, one_letter_less
+
+    assert one_letter_less("peru") == {"eru", "pru", "peu", "per"}
+    assert near_spellings({"lào", "viettel"}) == {"iettel", "vettel", "vitel", "vietel", "viettl", "viette"}
