@@ -19,7 +19,8 @@ import numpy as np
 
 from .index import Hit
 from .retrieval import Retriever
-from .text import fold, near_spellings, one_letter_less, words
+from .text import (STOPWORDS, content_terms, fold, is_vietnamese, near_spellings,
+                   one_letter_less, query_terms, words)
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
 MAX_ANSWER_CHARS = 400
@@ -87,12 +88,6 @@ _KINDS = [
     ("person", re.compile(r"\b(?:ai|ten (?:la )?gi|who|whom)\b")),
     ("place", re.compile(r"\b(?:o dau|tai dau|noi nao|dia diem nao|where)\b")),
 ]
-# Question words and function words that say nothing about the content sought.
-_STOP = set(fold(
-    "ai gì nào đâu sao bao nhiêu mấy khi giờ lúc là của và với cho các những một được đã có không "
-    "thì mà ở tại trong về đến từ này đó nhé ạ vậy hay hoặc như thế nào bằng theo "
-    "who what when where which how many much did does do is are was were the a an of to in on for "
-    "with by and or").split())
 
 
 # Questions about the article itself, answered from its metadata (folded patterns).
@@ -124,48 +119,13 @@ def question_kind(question: str) -> str:
     return ""
 
 
-def content_terms(question: str) -> list[str]:
-    return [w for w in (fold(x) for x in words(question)) if w not in _STOP]
-
-
-# English words of questions about official visits, as the (folded) Vietnamese syllables the
-# articles use: an English question then shares words with the sentence that answers it.
-_ENGLISH = {
-    "led": "dan dau truong doan", "lead": "dan dau truong doan", "headed": "dan dau truong doan",
-    "delegation": "doan dai bieu", "delegations": "doan dai bieu", "hanoi": "ha noi", "havana": "habana",
-    "cuban": "cuba", "argentine": "argentina", "argentinian": "argentina", "peruvian": "peru",
-    "vietnam": "viet nam", "vietnamese": "viet nam", "meet": "gap hoi kien lam viec", "met": "gap hoi kien lam viec",
-    "prime": "thu tuong", "minister": "bo truong thu tuong", "president": "chu tich tong thong",
-    "visit": "tham", "visited": "tham", "rice": "gao", "tonnes": "tan", "tons": "tan", "gave": "tang",
-    "give": "tang", "donated": "tang", "gift": "qua tang", "communist": "cong san", "party": "dang",
-    "secretary": "bi thu", "first": "thu nhat", "leader": "lanh dao", "city": "thanh pho",
-    "capital": "thu do", "friend": "ban", "relationship": "quan he", "relations": "quan he",
-    "cooperation": "hop tac", "wreath": "vong hoa", "monument": "tuong dai", "statue": "tuong dai",
-    "ambassador": "dai su", "embassy": "dai su quan", "agreement": "thoa thuan", "memorandum": "ghi nho",
-    "signed": "ky", "anniversary": "ky niem", "diplomatic": "ngoai giao", "invitation": "loi moi",
-    "invited": "moi", "days": "ngay", "date": "ngay", "year": "nam", "month": "thang", "members": "thanh vien",
-    "food": "luong thuc", "security": "an ninh", "close": "than thiet", "model": "mo hinh",
-    "development": "phat trien", "culture": "van hoa", "tourism": "du lich", "agriculture": "nong nghiep",
-    "trade": "thuong mai", "investment": "dau tu", "telecom": "vien thong", "army": "quan doi",
-}
-
-
-def query_terms(question: str) -> list[str]:
-    """The question's content words; for an English question, their Vietnamese equivalents
-    (from a glossary of the domain) and the words it keeps as they are (names)."""
-    terms = content_terms(question)
-    if _is_vietnamese(question):
-        return terms
-    return list(dict.fromkeys(t for w in terms for t in _ENGLISH.get(w, w).split()))
-
-
 _TIME_UNITS = {"giay", "phut", "gio", "ngay", "tuan", "thang", "nam"}
 # What an English question counts, in the (folded) words Vietnamese articles use; and Vietnamese
 # words for a kind of quantity, by the units that measure it.
 _UNIT_WORDS = {
     "thoi": _TIME_UNITS, "days": {"ngay"}, "day": {"ngay"}, "weeks": {"tuan"}, "months": {"thang"},
     "years": {"nam", "tuoi"}, "hours": {"gio"}, "minutes": {"phut"}, "seconds": {"giay"},
-    "tons": {"tan"}, "tonnes": {"tan"}, "people": {"nguoi"}, "persons": {"nguoi"},
+    "tons": {"tan"}, "tonnes": {"tan"}, "people": {"nguoi"}, "persons": {"nguoi"}, "nguoi": {"nguoi", "dan"},
     "members": {"thanh", "nguoi"}, "times": {"lan"}, "percent": {"phan", "%"}, "points": {"diem"},
     "votes": {"phieu"}, "khoi": {"tan", "kg", "kilogam", "gam", "ta", "yen"},
     "dien": {"ha", "hecta", "km2", "m2", "mau"}, "tien": {"dong", "usd", "euro", "ty", "trieu"},
@@ -179,7 +139,7 @@ def asked_unit(question: str) -> list[str]:
     match = re.search(r"\b(?:bao nhieu|how many|how much)\s+((?:[^\W\d_]+\s?){1,2})", fold(question))
     if not match:
         return []
-    asked = [w for w in words(match.group(1)) if w not in _STOP]
+    asked = [w for w in words(match.group(1)) if w not in STOPWORDS]
     return list(dict.fromkeys(unit for w in asked for unit in sorted(_UNIT_WORDS.get(w, {w}))))
 
 
@@ -198,16 +158,12 @@ def spelled_like(term: str, known, near=None) -> bool:
             or any(v in known or v in near for v in shorter))
 
 
-def _is_vietnamese(text: str) -> bool:
-    return fold(text) != text.lower()
-
-
 def _named_terms(question: str) -> list[str]:
     """Capitalised words after the first: the places and people the answer must be about.
     Lower-cased but with their diacritics: "Lào" is not "lao" (as in "lớn lao")."""
     tokens = words(question)
     return [t.lower() for t in tokens[1:]
-            if t[0].isupper() and fold(t) not in _STOP and t.lower() not in _MONTH_WORDS]
+            if t[0].isupper() and fold(t) not in STOPWORDS and t.lower() not in _MONTH_WORDS]
 
 
 _MONTH_WORDS = {"một", "hai", "ba", "tư", "bốn", "năm", "sáu", "bảy", "tám", "chín", "mười", "giêng", "chạp"}
@@ -264,7 +220,8 @@ def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
     """The name attached to the role asked about: right after it ("Trưởng Ban Đối ngoại … Marco
     Medina") or just before it ("Luis Antonio Torres Iríbar, Bí thư thứ nhất …"). "Phó Tổng Bí
     thư" does not hold the role "Tổng Bí thư"."""
-    tokens = words(sentence)
+    # "chủ tịch của IPCC" holds the role "Chủ tịch IPCC": "của" is left out on both sides.
+    tokens = [t for t in words(sentence) if fold(t) != "cua"]
     folded = [fold(t) for t in tokens]
     for i in range(len(folded) - len(role) + 1):
         if folded[i:i + len(role)] != role or (i and folded[i - 1] in _ROLE_PREFIXES):
@@ -274,8 +231,9 @@ def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
         written = re.search(r"[\s-]+".join(map(re.escape, after.split())), sentence) if after else None
         if written and written.start() > 0:
             return written.group(0)
-        before = _person(" ".join(tokens[max(0, i - 6):i]) + " ,", asked)
-        if before and before.split()[-1] == tokens[i - 1]:
+        end = i - 1 if i and folded[i - 1] == "la" else i  # "Hoesung Lee là chủ tịch của IPCC"
+        before = _person(" ".join(tokens[max(0, end - 6):end]) + " ,", asked)
+        if before and end and before.split()[-1] == tokens[end - 1]:
             return before
     return ""
 
@@ -316,7 +274,11 @@ def short_answer(kind: str, sentence: str, question: str) -> str:
             at = next((i for i, w in enumerate(before) if fold(w) in unit), None)
             if at is not None:
                 return f"{' '.join(before[at:])} {span.split()[0]}"
-        return ""
+        # "năm hoàng tử": "năm" (also "year") counts when the thing asked follows it.
+        for five in re.finditer(r"\bnăm((?:\s+[^\W\d]+){1,2})", sentence, re.I):
+            if fold(five.group(1).split()[0]) in unit:
+                return five.group(0)
+        return _number_before_unit(sentence, unit, dates)
     if kind == "person":
         role = asked_role(question)
         if role:
@@ -325,6 +287,25 @@ def short_answer(kind: str, sentence: str, question: str) -> str:
     if kind == "place":
         match = re.search(r"\b(?:tại|ở)\s+((?:[^\W\d_][\w-]*\s?){1,8})", sentence)
         return match.group(1).strip(" ,.;") if match else ""
+    return ""
+
+
+UNIT_WINDOW = 6  # words between a number and the thing it counts: "7 đến 10 phần trăm bác sĩ"
+
+
+def _number_before_unit(sentence: str, unit: set[str], dates: list[tuple[int, int]]) -> str:
+    """The last number a few words ahead of the thing counted, when it is not right next to it:
+    "230 triệu USD cổ phần" answers "bao nhiêu cổ phần". Nothing when the sentence does not
+    name that thing at all: its numbers count something else."""
+    tokens = list(re.finditer(r"\S+", sentence))
+    for i, token in enumerate(tokens):
+        if fold(token.group(0).strip(".,;:()")) not in unit:
+            continue
+        window_start = tokens[max(0, i - UNIT_WINDOW)].start()
+        numbers = [m for m in _NUMBER.finditer(sentence, window_start, token.start())
+                   if not any(a <= m.start() < b for a, b in dates)]
+        if numbers:
+            return numbers[-1].group(0).strip().rstrip(".,")
     return ""
 
 
@@ -355,13 +336,13 @@ def _person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
     at = asked_words.index("ai")
     subject = at == 0 or asked_words[:at] == ["la"]
     verb = asked_words[at + 1:at + 3] if subject else asked_words[max(0, at - 2):at]
-    verb = [w for w in verb if w not in _STOP] if subject else verb
-    if not verb or all(w in _STOP for w in verb):
+    verb = [w for w in verb if w not in STOPWORDS] if subject else verb
+    if not verb or all(w in STOPWORDS for w in verb):
         return ""
     tokens = sentence.split()
     folded = [" ".join(fold(w) for w in words(t)) for t in tokens]
     # "đoàn gặp ai?": the whole verb phrase if the sentence has it, else its last word ("gặp").
-    for phrase in (verb, verb[-1:]) if len(verb) > 1 and verb[-1] not in _STOP else (verb,):
+    for phrase in (verb, verb[-1:]) if len(verb) > 1 and verb[-1] not in STOPWORDS else (verb,):
         for i in range(len(folded) - len(phrase) + 1):
             if folded[i:i + len(phrase)] == phrase:
                 if subject:
@@ -577,7 +558,7 @@ class ExtractiveAnswerer:
         return None
 
     def _choose(self, question: str, candidates: list[_Candidate]) -> _Candidate | None:
-        vietnamese = _is_vietnamese(question)
+        vietnamese = is_vietnamese(question)
         named = _named_terms(question) if vietnamese else []
         lexical = self.retriever.index.lexical
         if any(not lexical.knows(term) and not lexical.knows_joined(term)
@@ -593,8 +574,8 @@ class ExtractiveAnswerer:
         spanning = bool(named) and not any(all(h) for h in holds.values()) and all(map(any, zip(*holds.values())))
         eligible = []
         for candidate in candidates:
-            if candidate.similarity < MIN_SIMILARITY and candidate.overlap < 0.5:
-                break  # sorted by score: the rest are weaker still
+            if candidate.similarity < MIN_SIMILARITY and candidate.matched < 0.5:
+                break  # sorted by score: the rest are weaker still (English: words through the glossary)
             if vietnamese and candidate.overlap < MIN_OVERLAP:
                 continue  # shares too few of the question's words
             if named and not (any if spanning else all)(holds[candidate.hit.doc_id]):

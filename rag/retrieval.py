@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .index import Hit, VectorIndex
-from .text import fold, words
+from .text import fold, is_english, query_terms, words
 
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very first ranks
 NEAR_DUPLICATE = 0.8  # Jaccard similarity of word 3-grams above which two passages say the same
@@ -106,7 +106,9 @@ class Retriever:
             matches = self.index.sentence_search_vector(vector, k=depth, where=self.where)
             rankings.append(_unique(cid for cid, _, _ in matches))
         if self.mode in ("hybrid", "lexical"):
-            rankings.append([cid for cid, _ in self.index.lexical_search(query, k=depth, where=self.where)])
+            # An English question meets the Vietnamese passages' words through the glossary.
+            lexical_query = " ".join(query_terms(query)) if is_english(query) else query
+            rankings.append([cid for cid, _ in self.index.lexical_search(lexical_query, k=depth, where=self.where)])
         fused = reciprocal_rank_fusion(rankings)
         ranked = sorted(fused, key=lambda cid: -fused[cid])[:3 * k]  # room to drop duplicates
         hits, kept = [], []

@@ -85,3 +85,61 @@ def split_sentences(paragraph: str) -> list[str]:
         else:
             merged.append(sentence)
     return merged
+
+
+# Question words and function words that say nothing about the content sought.
+STOPWORDS = set(fold(
+    "ai gì nào đâu sao bao nhiêu mấy khi giờ lúc là của và với cho các những một được đã có không "
+    "thì mà ở tại trong về đến từ này đó nhé ạ vậy hay hoặc như thế nào bằng theo "
+    "who what when where which how many much did does do is are was were the a an of to in on for "
+    "with by and or").split())
+
+
+def content_terms(question: str) -> list[str]:
+    return [w for w in (fold(x) for x in words(question)) if w not in STOPWORDS]
+
+
+def is_vietnamese(text: str) -> bool:
+    """Written with Vietnamese diacritics."""
+    return fold(text) != text.lower()
+
+
+# Words of English questions that are no Vietnamese syllable, even without diacritics.
+_ENGLISH_MARKERS = {"what", "who", "whom", "whose", "when", "where", "which", "why", "how", "did", "does",
+                    "is", "are", "was", "were", "of", "with", "from", "about"}
+
+
+def is_english(text: str) -> bool:
+    """An English question, not Vietnamese typed without diacritics ("doan ha noi tham cuba")."""
+    return not is_vietnamese(text) and bool(_ENGLISH_MARKERS & set(words(text.lower())))
+
+
+# English words of questions about official visits, as the (folded) Vietnamese syllables the
+# articles use: an English question then shares words with the sentence that answers it.
+_ENGLISH = {
+    "led": "dan dau truong doan", "lead": "dan dau truong doan", "headed": "dan dau truong doan",
+    "delegation": "doan dai bieu", "delegations": "doan dai bieu", "hanoi": "ha noi", "havana": "habana",
+    "cuban": "cuba", "argentine": "argentina", "argentinian": "argentina", "peruvian": "peru",
+    "vietnam": "viet nam", "vietnamese": "viet nam", "meet": "gap hoi kien lam viec", "met": "gap hoi kien lam viec",
+    "prime": "thu tuong", "minister": "bo truong thu tuong", "president": "chu tich tong thong",
+    "visit": "tham", "visited": "tham", "rice": "gao", "tonnes": "tan", "tons": "tan", "gave": "tang",
+    "give": "tang", "donated": "tang", "gift": "qua tang", "communist": "cong san", "party": "dang",
+    "secretary": "bi thu", "first": "thu nhat", "leader": "lanh dao", "city": "thanh pho",
+    "capital": "thu do", "friend": "ban", "relationship": "quan he", "relations": "quan he",
+    "cooperation": "hop tac", "wreath": "vong hoa", "monument": "tuong dai", "statue": "tuong dai",
+    "ambassador": "dai su", "embassy": "dai su quan", "agreement": "thoa thuan", "memorandum": "ghi nho",
+    "signed": "ky", "anniversary": "ky niem", "diplomatic": "ngoai giao", "invitation": "loi moi",
+    "invited": "moi", "days": "ngay", "date": "ngay", "year": "nam", "month": "thang", "members": "thanh vien",
+    "food": "luong thuc", "security": "an ninh", "close": "than thiet", "model": "mo hinh",
+    "development": "phat trien", "culture": "van hoa", "tourism": "du lich", "agriculture": "nong nghiep",
+    "trade": "thuong mai", "investment": "dau tu", "telecom": "vien thong", "army": "quan doi",
+}
+
+
+def query_terms(question: str) -> list[str]:
+    """The question's content words; for an English question, their Vietnamese equivalents
+    (from a glossary of the domain) and the words it keeps as they are (names)."""
+    terms = content_terms(question)
+    if not is_english(question):
+        return terms  # Vietnamese, with or without its diacritics: as typed
+    return list(dict.fromkeys(t for w in terms for t in _ENGLISH.get(w, w).split()))

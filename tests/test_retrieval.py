@@ -38,6 +38,7 @@ def test_lexical_index_survives_save_and_load(tmp_path):
     ("ha noi tang la habana bao nhieu tan gao", CUBA, "2000 tấn gạo"),
     ("How many tonnes of rice did Hanoi give to Havana?", CUBA, "2000 tấn gạo"),
     ("Who did the delegation meet in Peru?", ARGENTINA, "Arturo Ayala"),
+    ("Who led the Hanoi delegation to Cuba?", CUBA, "Nguyễn Thị Tuyến"),
     ("Tổng Bí thư Đảng Cộng sản Argentina là ai?", ARGENTINA, "Victor Gorodeki Kot"),
     ("Hà Nội và La Habana ký biên bản ghi nhớ năm nào?", CUBA, "2000 và 2005"),
 ])
@@ -62,6 +63,8 @@ def test_each_side_alone_and_unknown_modes(indexed, e5):
         # Only the lexical side can match a syllable string; only the dense side an English paraphrase.
         assert Retriever(index, "lexical").search("Gorodeki", k=1)[0].doc_id == ARGENTINA
         assert Retriever(index, "lexical").search("rice tonnes", k=1) == []
+        # ... unless the English question goes through the glossary: "rice" -> "gạo", "tonnes" -> "tấn"
+        assert "2000 tấn gạo" in Retriever(index, "lexical").search("How many tonnes of rice did Hanoi give?", k=1)[0].text
         assert Retriever(index, "dense").search("rice tonnes given to Havana", k=1)[0].doc_id == CUBA
         with pytest.raises(ValueError, match="RAG_RETRIEVAL"):
             Retriever(index, "sparse")

@@ -1,6 +1,6 @@
 import unicodedata
 
-from rag.text import fold, normalize, split_sentences, words
+from rag.text import fold, is_english, normalize, split_sentences, words
 
 
 def test_normalize_makes_nfd_and_nfc_equal():
@@ -49,3 +49,11 @@ def test_near_spellings_drop_one_letter_of_long_words_only():
 
     assert one_letter_less("peru") == {"eru", "pru", "peu", "per"}
     assert near_spellings({"lào", "viettel"}) == {"iettel", "vettel", "vittel", "vietel", "viettl", "viette"}
+
+
+def test_english_questions_are_told_from_vietnamese_typed_without_diacritics():
+    assert is_english("Who led the Hanoi delegation to Cuba?")
+    assert is_english("How many days did the delegation spend in Peru?")
+    assert not is_english("doan ha noi tham cuba tu ngay nao")
+    assert not is_english("ha noi tang argentina bao nhieu tan gao")
+    assert not is_english("Ai dẫn đầu đoàn?")
