@@ -19,7 +19,7 @@ import numpy as np
 
 from .index import Hit
 from .retrieval import Retriever
-from .text import (STOPWORDS, content_terms, fold, is_vietnamese, near_spellings,
+from .text import (STOPWORDS, content_terms, fold, is_english, is_vietnamese, near_spellings,
                    one_letter_less, query_terms, words)
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
@@ -205,6 +205,8 @@ _TITLES = {fold(t) for t in (
 def asked_role(question: str) -> list[str]:
     """"Tổng Bí thư Đảng Cộng sản Peru là ai?" -> the official title asked about, folded words.
     Only titles: "Ai là thủ quân lớn tuổi nhất?" describes someone, it names no post."""
+    if is_english(question):
+        return english_role(question)
     match = _ROLE_QUESTION.match(question.strip())
     if not match:
         return []
@@ -214,6 +216,51 @@ def asked_role(question: str) -> list[str]:
     if not any(" ".join(folded[:n]) in _TITLES for n in (1, 2, 3)):
         return []
     return folded
+
+
+_ENGLISH_ROLE_QUESTION = re.compile(
+    r"^(?:who (?:is|was) the|what is the name of the|name the)\s+(?P<role>.+?)"
+    r"(?:\s+(?:who|that|which)\b.*)?\??$", re.I)
+# English titles and the words around them, as Vietnamese writes them (folded).
+_ENGLISH_TITLES = {
+    "deputy general secretary": "pho tong bi thu", "general secretary": "tong bi thu",
+    "first secretary": "bi thu thu nhat", "secretary": "bi thu", "prime minister": "thu tuong",
+    "president": "chu tich", "chairman": "chu tich", "mayor": "thi truong", "ambassador": "dai su",
+    "minister": "bo truong", "leader": "lanh dao", "head": "truong", "director": "giam doc",
+}
+_ENGLISH_ROLE_WORDS = {
+    "communist party": "dang cong san", "party": "dang", "city": "thanh pho",
+    "party committee": "thanh uy", "foreign ministry": "bo ngoai giao", "embassy": "dai su quan",
+}
+
+
+def english_role(question: str) -> list[str]:
+    """"Who is the First Secretary of the Communist Party of Cuba?" -> the title as Vietnamese
+    writes it, folded: "bi thu thu nhat dang cong san cuba". English puts the modifiers first
+    ("Buenos Aires city leader"), Vietnamese after the head ("lãnh đạo thành phố Buenos Aires"):
+    each "of" part is read backwards, phrase by phrase."""
+    match = _ENGLISH_ROLE_QUESTION.match(question.strip())
+    if not match:
+        return []
+    role_text = re.split(r"\s[–-]\s|\(", match.group("role"))[0]  # "… of Peru – Patria Roja (Red …)"
+    parts = re.split(r"\s+of\s+(?:the\s+)?", role_text.strip())
+    role: list[str] = []
+    for n, part in enumerate(parts):
+        tokens, phrases = part.split(), []
+        while tokens:  # the longest known phrase at the end, else one word (a name, kept as is)
+            size = next((k for k in (3, 2, 1) if " ".join(tokens[-k:]).lower() in
+                         (_ENGLISH_TITLES if n == 0 else {}) | _ENGLISH_ROLE_WORDS), 1)
+            phrase = " ".join(tokens[-size:])
+            phrases.append(_ENGLISH_TITLES.get(phrase.lower()) if n == 0 and phrase.lower() in _ENGLISH_TITLES
+                           else _ENGLISH_ROLE_WORDS.get(phrase.lower(), phrase))
+            tokens = tokens[:-size]
+        if n == 0 and fold(phrases[0]) not in _ENGLISH_TITLES.values():
+            return []  # "Who is the oldest player?" names no post
+        # Names stay in their order ("Buenos Aires"): only known phrases move.
+        ordered = [p for p in phrases if p in _ENGLISH_TITLES.values() or p in _ENGLISH_ROLE_WORDS.values()]
+        names = [p for p in reversed(phrases) if p not in ordered]
+        role += [fold(w) for p in ordered + names for w in words(p)]
+    return role
 
 
 def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
@@ -229,13 +276,24 @@ def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
         after = _person(" ".join(tokens[i + len(role):i + len(role) + 12]), asked)
         # As written in the sentence: words() split "Sanchez-Barreto" at the hyphen.
         written = re.search(r"[\s-]+".join(map(re.escape, after.split())), sentence) if after else None
-        if written and written.start() > 0:
+        if written and written.start() > 0 and _attached(sentence, tokens[i + len(role) - 1], written.start()):
             return written.group(0)
         end = i - 1 if i and folded[i - 1] == "la" else i  # "Hoesung Lee là chủ tịch của IPCC"
         before = _person(" ".join(tokens[max(0, end - 6):end]) + " ,", asked)
         if before and end and before.split()[-1] == tokens[end - 1]:
             return before
     return ""
+
+
+def _attached(sentence: str, role_end_word: str, name_start: int) -> bool:
+    """The name right after the role is its holder, unless a comma ends the phrase first:
+    "lãnh đạo thành phố Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng …" starts a new clause, but
+    "… Bộ Ngoại giao Peru, Đại sứ Elard …" adds another title of the same person."""
+    between = sentence[sentence.rfind(role_end_word, 0, name_start) + len(role_end_word):name_start]
+    if not re.search(r"[,;:]", between):
+        return True
+    rest = re.sub(r"[,;:]", " ", between).split()
+    return bool(rest) and rest[0][0].isupper()  # a title starts with a capital, "bà" does not
 
 
 _YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
@@ -453,9 +511,11 @@ class ExtractiveAnswerer:
 
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Iterator[Event]:
         """Events for ``question``; ``history`` holds earlier ``(question, answer text)`` turns."""
-        return with_history(self._stream, question, history)
+        said = history[-1][1] if history else ""
+        return with_history(lambda standalone: self._stream(standalone, said, question), question, history)
 
-    def _stream(self, question: str) -> Iterator[Event]:
+    def _stream(self, question: str, said: str = "", follow_up: str = "") -> Iterator[Event]:
+        """``said``: the previous answer, when ``question`` is the standalone form of ``follow_up``."""
         started = time.perf_counter()
         retrieval = self.retriever.retrieve(question, k=self.top_k)
         retrieved = time.perf_counter()
@@ -464,7 +524,13 @@ class ExtractiveAnswerer:
             yield from self._about_article(question, field_asked, retrieval.hits[0], started, retrieved)
             return
         candidates = self._candidates(question, retrieval.hits, retrieval.query_vector)
-        best = self._choose(question, candidates)
+        # A follow-up asks for something new: a sentence of the previous answer that shares few
+        # of the follow-up's own words comes last ("Ông ấy và đoàn nhấn mạnh dịp kỷ niệm gì?"
+        # after "Đại sứ … là ai?"). A long sentence may have been shown cut: its start is enough.
+        own = set(content_terms(follow_up))
+        repeated = [c for c in candidates if said and c.sentence[:80] in said
+                    and len(own & {fold(w) for w in words(c.sentence)}) < MIN_OVERLAP * len(own)]
+        best = self._choose(question, [c for c in candidates if c not in repeated] + repeated)
         timings = {"retrieve": 1000 * (retrieved - started), "answer": 1000 * (time.perf_counter() - retrieved)}
         if best is None:
             related = tuple(_citation(n, hit, "") for n, hit in enumerate(retrieval.hits, start=1))
@@ -575,7 +641,7 @@ class ExtractiveAnswerer:
         eligible = []
         for candidate in candidates:
             if candidate.similarity < MIN_SIMILARITY and candidate.matched < 0.5:
-                break  # sorted by score: the rest are weaker still (English: words through the glossary)
+                continue  # too weak (English: by its words through the glossary)
             if vietnamese and candidate.overlap < MIN_OVERLAP:
                 continue  # shares too few of the question's words
             if named and not (any if spanning else all)(holds[candidate.hit.doc_id]):

@@ -3,7 +3,7 @@ import pytest
 from conftest import ARGENTINA, CUBA
 
 from rag.answer import (MAX_ANSWER_CHARS, NOT_FOUND, ExtractiveAnswerer, Final, Sources, TextDelta,
-                        _clip, _named_terms, article_field, asked_unit, query_terms, question_kind,
+                        _clip, _named_terms, article_field, asked_unit, english_role, query_terms, question_kind,
                         short_answer, spelled_like)
 from rag.retrieval import Retriever
 
@@ -68,6 +68,23 @@ def test_a_role_holder_may_be_written_with_cua_or_before_la():
     assert short_answer("person", "IPCC có chủ tịch của IPCC Hoesung Lee.", "Chủ tịch IPCC là ai?") == "Hoesung Lee"
     assert short_answer("person", "Phó chủ tịch của IPCC Ismail El Gizouli phát biểu.",
                         "Chủ tịch của IPCC là ai?") == ""  # a deputy does not hold the post
+
+
+def test_english_titles_are_read_as_vietnamese_writes_them():
+    assert english_role("Who is the First Secretary of the Communist Party of Cuba?") == \
+        "bi thu thu nhat dang cong san cuba".split()
+    assert english_role("What is the name of the Buenos Aires city leader who met them?") == \
+        "lanh dao thanh pho buenos aires".split()
+    assert english_role("Who is the deputy general secretary of the Communist Party of Peru – Patria Roja?") == \
+        "pho tong bi thu dang cong san peru".split()
+    assert english_role("Who is the oldest player?") == [] and english_role("Who led the delegation?") == []
+
+
+def test_a_name_after_a_comma_holds_the_role_only_as_another_title():
+    sentence = "Làm việc với lãnh đạo thành phố Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng hai bên hợp tác."
+    question = "What is the name of the Buenos Aires city leader?"
+    assert short_answer("person", sentence, question) == ""
+    assert short_answer("person", "Ông gặp lãnh đạo thành phố Buenos Aires Jorge Macri.", question) == "Jorge Macri"
 
 
 def test_names_one_letter_off_are_the_same_name_but_short_syllables_are_exact():
@@ -148,6 +165,10 @@ def test_every_citation_points_to_a_retrieved_passage(answerer):
     "Hà Nội tặng Peru bao nhiêu tấn gạo?",  # a figure the articles do not give
     "Đoàn có bao nhiêu thành viên?",
     "Giá vàng hôm nay là bao nhiêu?",  # off topic
+    # English titles: the Cuban leader met is a Secretary, not the First Secretary; the Buenos
+    # Aires leaders are not named ("…Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng" is Hanoi's).
+    "Who is the First Secretary of the Communist Party of Cuba?",
+    "What is the name of the Buenos Aires city leader who met the Hanoi delegation?",
 ])
 def test_unanswerable_questions_abstain_and_show_related_passages(answerer, question):
     answer = answerer.answer(question)
@@ -237,3 +258,17 @@ def test_a_year_question_needs_a_year():
     assert short_answer("date", "Ngày 21/11, đoàn hội đàm.", "Đoàn hội đàm năm nào?") == ""
     assert short_answer("date", "Hai bên ký vào năm 2000 và 2005.", "Ký năm nào?") == "năm 2000 và 2005"
     assert short_answer("date", "Dịp kỷ niệm vào tháng 11 tới.", "Rơi vào tháng nào?") == "tháng 11"
+
+
+def test_a_follow_up_is_not_answered_with_the_sentence_just_shown(answerer):
+    first = "Tổng Vụ trưởng Vụ châu Á-Thái Bình Dương Bộ Ngoại giao Peru là ai?"
+    previous = answerer.answer(first)
+    assert previous.short == "Elard Alberto Escala Sanchez-Barreto"
+    answer = answerer.answer("Ông ấy và đoàn nhấn mạnh dịp kỷ niệm gì sắp tới?", [(first, previous.text)])
+    assert "kỷ niệm 25 năm thiết lập quan hệ ngoại giao" in answer.text
+    assert answer.citations[0].quote not in previous.text
+    # ... but the sentence just shown still answers a follow-up it holds the words of.
+    first = "Ai làm trưởng đoàn đại biểu thành phố Hà Nội thăm Cuba?"
+    previous = answerer.answer(first)
+    answer = answerer.answer("Thế đoàn ấy đi từ ngày nào đến ngày nào?", [(first, previous.text)])
+    assert "20-23/11" in answer.text and answer.citations[0].quote in previous.text
