@@ -491,6 +491,7 @@ RANK_PRIOR = 0.01  # added to a sentence's similarity, divided by its passage's 
 MIN_SIMILARITY = 0.80  # provisional floor for the best sentence's cosine similarity
 MIN_OVERLAP = 0.25  # share of the question's content words a Vietnamese answer sentence must hold
 TYPED_MARGIN = 0.03  # a typed question takes a slightly weaker sentence that holds the asked type
+MORE_SENTENCES = 2  # after the best: XQuAD-vi answers holding the gold span, 1 -> 84.3%, 2 -> 84.9%
 SECOND_MARGIN = 0.1  # XQuAD-vi, answers holding the gold span: 0.05 -> 80.8%, 0.1 -> 81.7%, 0.15 same
 ARTICLE_CACHE = 512  # articles whose words are kept for the named-terms check
 VERB_MARGIN = 0.05  # a sentence where the asked verb names someone may score this much lower
@@ -545,13 +546,19 @@ class ExtractiveAnswerer:
                          MAX_ANSWER_CHARS - len(lead) - len(" [1]"))
         text = f"{lead}{evidence} [1]"
         citations = [_citation(1, best.hit, best.sentence)]
-        # A second sentence only whole: cut, it loses more than it adds (measured).
-        second = self._second(best, candidates, MAX_ANSWER_CHARS - len(text) - len(" [2]") - 1)
-        if second is not None:
-            n = 1 if second.hit.chunk_id == best.hit.chunk_id else 2
-            if n == 2:
-                citations.append(_citation(2, second.hit, second.sentence))
-            text += f" {second.sentence} [{n}]"
+        # More sentences, whole (cut, they lose more than they add: measured), while they fit.
+        added = 0
+        for extra in self._more(best, candidates):
+            n = next((c.n for c in citations if c.chunk_id == extra.hit.chunk_id), len(citations) + 1)
+            addition = f" {extra.sentence} [{n}]"
+            if len(text) + len(addition) > MAX_ANSWER_CHARS:
+                continue
+            if n > len(citations):
+                citations.append(_citation(n, extra.hit, extra.sentence))
+            text += addition
+            added += 1
+            if added == MORE_SENTENCES:
+                break
         answer = Answer(question, text, tuple(citations), False, short=short, timings_ms=timings)
         yield Sources(answer.citations)
         yield TextDelta(text)
@@ -608,20 +615,20 @@ class ExtractiveAnswerer:
         return self._words[key]
 
     @staticmethod
-    def _second(best: _Candidate, candidates: list[_Candidate], room: int) -> _Candidate | None:
-        """The next sentence of the same article that scores nearly as well as the best and fits
-        in ``room``. On XQuAD-vi the best sentence holds the gold span for 80% of questions, the
-        best two for 88%."""
+    def _more(best: _Candidate, candidates: list[_Candidate]) -> Iterator[_Candidate]:
+        """Other sentences of the best one's article that score nearly as well, best first. On
+        XQuAD-vi the best sentence holds the gold span for 80% of questions, the best two for
+        88%, the best three for 92.7%."""
+        seen = {best.sentence}
         for candidate in candidates:
             if candidate.score < best.score - SECOND_MARGIN:
-                return None
+                return
             # Only from the same article: on XQuAD-vi, a second sentence from any article gave
             # 83.0% answers holding the gold span but cited passages holding it 68.0% of the
             # time; from the same article, 83.3% and 78.6% (corpus set: 83.0 -> 86.2%).
-            if (candidate.sentence != best.sentence and len(candidate.sentence) <= room
-                    and candidate.hit.doc_id == best.hit.doc_id):
-                return candidate
-        return None
+            if candidate.sentence not in seen and candidate.hit.doc_id == best.hit.doc_id:
+                seen.add(candidate.sentence)
+                yield candidate
 
     def _choose(self, question: str, candidates: list[_Candidate]) -> _Candidate | None:
         vietnamese = is_vietnamese(question)
@@ -653,6 +660,11 @@ class ExtractiveAnswerer:
             eligible = [c for c in eligible if short_answer(kind, c.sentence, question)]
         if not eligible:
             return None
+        # The article of the strongest sentence answers: its sentences come first, so the
+        # preferences below never jump to another article (XQuAD-vi, answers holding the gold
+        # span: 84.9 -> 85.4%).
+        strongest = eligible[0].hit.doc_id
+        eligible.sort(key=lambda c: c.hit.doc_id != strongest)  # stable: by score within each
         if kind == "person":  # a sentence naming who does what the question asks: "hội kiến ai?"
             asked = set(content_terms(question))
             for candidate in eligible:

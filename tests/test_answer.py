@@ -1,10 +1,12 @@
 """The offline extractive answerer, on the real seed index."""
+import re
+
 import pytest
 from conftest import ARGENTINA, CUBA
 
-from rag.answer import (MAX_ANSWER_CHARS, NOT_FOUND, ExtractiveAnswerer, Final, Sources, TextDelta,
-                        _clip, _named_terms, article_field, asked_unit, english_role, query_terms, question_kind,
-                        short_answer, spelled_like)
+from rag.answer import (MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND, ExtractiveAnswerer, Final,
+                        Sources, TextDelta, _clip, _named_terms, article_field, asked_unit,
+                        english_role, query_terms, question_kind, short_answer, spelled_like)
 from rag.retrieval import Retriever
 
 
@@ -143,8 +145,9 @@ def test_answers_put_the_fact_first_and_cite_the_passage_holding_it(answerer, qu
     answer = answerer.answer(question)
     assert not answer.abstained
     assert answer.short == short and answer.text.startswith(short)
-    assert len(answer.text) <= MAX_ANSWER_CHARS and answer.text.endswith(("[1]", "[2]"))
-    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1)) and len(answer.citations) <= 2
+    assert len(answer.text) <= MAX_ANSWER_CHARS and re.search(r"\[\d\]$", answer.text)
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    assert len(answer.citations) <= 1 + MORE_SENTENCES
     citation = answer.citations[0]
     assert citation.doc_id == doc_id and short in citation.quote
     assert all(c.quote in c.text and f"[{c.n}]" in answer.text for c in answer.citations)
@@ -157,6 +160,8 @@ def test_every_citation_points_to_a_retrieved_passage(answerer):
         retrieved = {h.chunk_id for h in answerer.retriever.search(question, k=answerer.top_k)}
         answer = answerer.answer(question)
         assert {c.chunk_id for c in answer.citations + answer.related} <= retrieved
+        # Further evidence comes from the article of the first: one article answers.
+        assert len({c.doc_id for c in answer.citations}) <= 1
 
 
 @pytest.mark.parametrize("question", [
