@@ -19,8 +19,8 @@ import numpy as np
 
 from .index import Hit
 from .retrieval import Retriever
-from .text import (STOPWORDS, content_terms, fold, is_english, is_vietnamese, near_spellings,
-                   one_letter_less, query_terms, words)
+from .text import (STOPWORDS, content_terms, fold, in_vietnamese, is_english, is_vietnamese,
+                   near_spellings, one_letter_less, query_terms, words)
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
 MAX_ANSWER_CHARS = 400
@@ -301,6 +301,8 @@ _YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
 _GRANULARITY = [
     (re.compile(r"\b(?:nam nao|which year|what year)\b"), _YEAR, _YEAR),
     (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b"), None),
+    (re.compile(r"\b(?:ngay nao|ngay bao nhieu|what date|which day)\b"), re.compile(r"ngày|/\d{1,2}\b"),
+     re.compile(r"ngày \d{1,2}(?: tháng \d{1,2})?(?:,? năm \d{4})?")),
 ]
 
 
@@ -658,6 +660,9 @@ class ExtractiveAnswerer:
                 kind == "date" and any(asks.search(fold(question)) for asks, _, _ in _GRANULARITY)):
             # A figure, a named holder of a role or a year the articles do not give: not found.
             eligible = [c for c in eligible if short_answer(kind, c.sentence, question)]
+            if kind == "date":  # ... nor the date of another event
+                eligible = [c for c in eligible
+                            if _dates_event(c.sentence, short_answer(kind, c.sentence, question), question)]
         if not eligible:
             return None
         # The article of the strongest sentence answers: its sentences come first, so the
@@ -679,6 +684,29 @@ class ExtractiveAnswerer:
                 if short_answer(kind, candidate.sentence, question):
                     return candidate
         return eligible[0]
+
+
+_WHEN_WORDS = set(fold("ngày tháng năm nào khi bao giờ lúc thời gian sẽ tới vào").split())
+
+
+def _dates_event(sentence: str, date: str, question: str) -> bool:
+    """The date answers the question only if its clause tells of what the question asks about:
+    "… chuyến thăm của Thủ tướng Cuba tới Việt Nam ngày 28/9 vừa qua" does not date when the
+    rice "sẽ được chuyển tới Cuba". Compared with diacritics ("chuyển" is not "chuyến"), on the
+    question's lower-case words: its names are in every sentence of the article."""
+    exact = is_vietnamese(question)
+
+    def key(word):
+        return word.lower() if exact else fold(word)
+    asked = [w for w in words(question)[1:] if w[0].islower() and fold(w) not in STOPWORDS]
+    if is_english(question):  # in the articles' words: "visit" -> "tham"
+        asked = [t for w in asked for t in in_vietnamese(w)]
+    event = {key(w) for w in asked if fold(w) not in _WHEN_WORDS}
+    clauses = re.split(r";", sentence)
+    if not event or len(clauses) == 1:
+        return True  # one clause: its date is the event's (words may differ: "chết", "qua đời")
+    clause = next((part for part in clauses if date in part), sentence)
+    return bool(event & {key(w) for w in words(clause)})
 
 
 def _citation(n: int, hit: Hit, quote: str) -> Citation:

@@ -142,4 +142,9 @@ def query_terms(question: str) -> list[str]:
     terms = content_terms(question)
     if not is_english(question):
         return terms  # Vietnamese, with or without its diacritics: as typed
-    return list(dict.fromkeys(t for w in terms for t in _ENGLISH.get(w, w).split()))
+    return list(dict.fromkeys(t for w in terms for t in in_vietnamese(w)))
+
+
+def in_vietnamese(word: str) -> list[str]:
+    """An English word's Vietnamese syllables in the glossary (folded), or the word itself."""
+    return _ENGLISH.get(word.lower(), word.lower()).split()

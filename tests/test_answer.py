@@ -5,7 +5,7 @@ import pytest
 from conftest import ARGENTINA, CUBA
 
 from rag.answer import (MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND, ExtractiveAnswerer, Final,
-                        Sources, TextDelta, _clip, _named_terms, article_field, asked_unit,
+                        Sources, TextDelta, _clip, _dates_event, _named_terms, article_field, asked_unit,
                         english_role, query_terms, question_kind, short_answer, spelled_like)
 from rag.retrieval import Retriever
 
@@ -70,6 +70,20 @@ def test_a_role_holder_may_be_written_with_cua_or_before_la():
     assert short_answer("person", "IPCC có chủ tịch của IPCC Hoesung Lee.", "Chủ tịch IPCC là ai?") == "Hoesung Lee"
     assert short_answer("person", "Phó chủ tịch của IPCC Ismail El Gizouli phát biểu.",
                         "Chủ tịch của IPCC là ai?") == ""  # a deputy does not hold the post
+
+
+def test_a_day_is_asked_by_ngay_nao_and_must_date_the_event_asked_about():
+    assert short_answer("date", "Ông sẽ thăm Hà Nội trong đầu năm 2023.", "Ông thăm Hà Nội vào ngày nào?") == ""
+    assert short_answer("date", "Ông sẽ thăm Hà Nội trong đầu năm 2023.", "Ông thăm Hà Nội khi nào?") == "đầu năm 2023"
+    assert short_answer("date", "Lee là chủ tịch từ ngày 8 tháng 10 năm 2015.",
+                        "Lee là chủ tịch từ ngày nào?") == "ngày 8 tháng 10 năm 2015"
+    sentence = ("Ông chào đón Đoàn đại biểu Hà Nội; tiếp nối sau thành công chuyến thăm của Thủ tướng Cuba "
+                "tới Việt Nam ngày 28/9 vừa qua")
+    assert not _dates_event(sentence, "ngày 28/9", "Số gạo tặng La Habana sẽ được chuyển tới Cuba vào ngày nào?")
+    assert _dates_event(sentence, "ngày 28/9", "Thủ tướng Cuba thăm Việt Nam vào ngày nào?")
+    assert _dates_event(sentence, "ngày 28/9", "On what date did the Cuban Prime Minister visit Vietnam?")
+    # One clause: its date is the event's, whatever words tell it ("chết", "qua đời").
+    assert _dates_event("Tesla qua đời năm 1943.", "năm 1943", "Tesla chết năm nào?")
 
 
 def test_english_titles_are_read_as_vietnamese_writes_them():
@@ -173,6 +187,8 @@ def test_every_citation_points_to_a_retrieved_passage(answerer):
     # English titles: the Cuban leader met is a Secretary, not the First Secretary; the Buenos
     # Aires leaders are not named ("…Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng" is Hanoi's).
     "Who is the First Secretary of the Communist Party of Cuba?",
+    # The only date near the rice is the Cuban Prime Minister's visit: no delivery date.
+    "Số gạo tặng La Habana sẽ được chuyển tới Cuba vào ngày nào?",
     "What is the name of the Buenos Aires city leader who met the Hanoi delegation?",
 ])
 def test_unanswerable_questions_abstain_and_show_related_passages(answerer, question):
