@@ -15,6 +15,7 @@ from rag.retrieval import Retriever
     ("Hà Nội tặng bao nhiêu tấn gạo?", "number"), ("How many tonnes?", "number"),
     ("Đoàn thăm Cuba vào thời gian nào?", "date"), ("Ký năm nào?", "date"), ("Ngày bao nhiêu?", "date"),
     ("Đoàn đặt vòng hoa ở đâu?", "place"), ("Hai bên thảo luận gì?", ""),
+    ("Doctor Who đi du lịch bao lâu một lần?", ""),  # a title, not "who"
 ])
 def test_question_kind(question, kind):
     assert question_kind(question) == kind
