@@ -85,7 +85,8 @@ _KINDS = [
     ("date", re.compile(r"\b(?:khi nao|bao gio|luc nao|ngay nao|ngay bao nhieu|nam nao|thang nao|"
                         r"thoi gian nao|when|what date|which (?:day|year|month))\b")),
     ("number", re.compile(r"\b(?:bao nhieu|how many|how much|so luong)\b")),
-    ("person", re.compile(r"\b(?:ai|ten (?:la )?gi|who|whom)\b")),
+    ("person", re.compile(r"\b(?:ai|ten (?:la )?gi|who|whom|which (?:\w+ ){0,3}(?:leaders?|officials?|"
+                          r"ambassadors?|secretary|ministers?|president|person|people))\b")),
     ("place", re.compile(r"\b(?:o dau|tai dau|noi nao|dia diem nao|where)\b")),
 ]
 
@@ -392,29 +393,70 @@ def _names(sentence: str, asked: set[str]) -> Iterator[str]:
             yield " ".join(name)
 
 
+# Verbs of meeting someone in reports of official visits, folded.
+_MEETING = ("gap", "hoi kien", "lam viec voi", "hoi dam voi", "tiep xuc voi", "tiep kien")
+
+
+# English verbs of questions about visits, as the (folded) Vietnamese phrases for them.
+_ENGLISH_VERBS = {"meet": _MEETING, "met": _MEETING, "receive": _MEETING, "received": _MEETING,
+                  "led": ("dan dau", "lam truong doan"), "lead": ("dan dau", "lam truong doan"),
+                  "headed": ("dan dau", "lam truong doan")}
+
+
+def _asked_verb(question: str) -> tuple[bool, list[list[str]]]:
+    """Whether the question asks for the subject of its verb (or its object), and the verb
+    phrases to look for: "Ai dẫn đầu đoàn?" -> subject, "dẫn đầu"; "Đoàn gặp ai?" -> object,
+    "gặp" or another verb of meeting; "Who did the delegation meet?" -> object, the same."""
+    if is_english(question):
+        asked = [w.lower() for w in words(question)]
+        verb = next((w for w in asked if w in _ENGLISH_VERBS), "")
+        if not verb or asked[0] not in ("who", "whom", "which"):
+            return False, []
+        return asked[:2] == ["who", verb], [p.split() for p in _ENGLISH_VERBS[verb]]
+    asked = [fold(w) for w in words(question)]
+    if "ai" not in asked:
+        return False, []
+    at = asked.index("ai")
+    subject = at == 0 or asked[:at] == ["la"]
+    verb = asked[at + 1:at + 3] if subject else asked[max(0, at - 2):at]
+    verb = [w for w in verb if w not in STOPWORDS] if subject else verb
+    if not verb or all(w in STOPWORDS for w in verb):
+        return subject, []
+    # The whole verb phrase if the sentence has it, else its last word ("gặp"), else another
+    # verb of meeting ("làm việc với", "hội kiến").
+    phrases = [verb, verb[-1:]] if len(verb) > 1 and verb[-1] not in STOPWORDS else [verb]
+    if not subject and any(" ".join(p) in _MEETING for p in phrases):
+        phrases += [m.split() for m in _MEETING]
+    return subject, phrases
+
+
 def _person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
     """Who the question's verb points at: "Đoàn đã hội kiến ai?" -> the first name after
     "hội kiến" in the sentence; "Ai dẫn đầu đoàn?" -> the last name before "dẫn đầu"."""
-    asked_words = [fold(w) for w in words(question)]
-    if "ai" not in asked_words:
-        return ""
-    at = asked_words.index("ai")
-    subject = at == 0 or asked_words[:at] == ["la"]
-    verb = asked_words[at + 1:at + 3] if subject else asked_words[max(0, at - 2):at]
-    verb = [w for w in verb if w not in STOPWORDS] if subject else verb
-    if not verb or all(w in STOPWORDS for w in verb):
-        return ""
+    subject, phrases = _asked_verb(question)
     tokens = sentence.split()
     folded = [" ".join(fold(w) for w in words(t)) for t in tokens]
-    # "đoàn gặp ai?": the whole verb phrase if the sentence has it, else its last word ("gặp").
-    for phrase in (verb, verb[-1:]) if len(verb) > 1 and verb[-1] not in STOPWORDS else (verb,):
+    for phrase in phrases:
         for i in range(len(folded) - len(phrase) + 1):
             if folded[i:i + len(phrase)] == phrase:
                 if subject:
                     found = list(_names(" ".join(tokens[max(0, i - 12):i]) + " ,", asked))
                     return found[-1] if found else ""
-                return _person(" ".join(tokens[i + len(phrase):i + len(phrase) + 12]), asked)  # its object
+                return _person(_same_phrase(" ".join(tokens[i + len(phrase):i + len(phrase) + 16])), asked)
     return ""
+
+
+def _same_phrase(text: str) -> str:
+    """``text`` up to the comma that starts another clause: "lãnh đạo thành phố Buenos Aires,
+    bà Ngô Thị Thanh Hằng cho rằng …" stops at the comma; "… Bộ Ngoại giao Peru, Đại sứ Elard …"
+    goes on, another title of the same person (see :func:`_attached`)."""
+    parts = re.split(r"(?<=[,;])\s+", text)
+    kept = parts[:1]
+    for part in parts[1:]:
+        if not part[:1].isupper():
+            break
+        kept.append(part)
+    return " ".join(kept)
 
 
 def _capitalised_runs(sentence: str) -> list[list[str]]:

@@ -4,9 +4,10 @@ import re
 import pytest
 from conftest import ARGENTINA, CUBA
 
-from rag.answer import (MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND, ExtractiveAnswerer, Final,
-                        Sources, TextDelta, _clip, _dates_event, _named_terms, article_field, asked_unit,
-                        english_role, query_terms, question_kind, short_answer, spelled_like)
+from rag.answer import (ExtractiveAnswerer, Final, MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND,
+                        Sources, TextDelta, article_field, asked_unit, _clip, _dates_event,
+                        english_role, _named_terms, _person_by_verb, query_terms, question_kind,
+                        short_answer, spelled_like)
 from rag.retrieval import Retriever
 
 
@@ -43,6 +44,14 @@ def test_a_number_a_few_words_ahead_of_the_thing_counted_answers():
     # The thing counted is not in the sentence: its numbers count something else.
     assert short_answer("number", "Đoàn thăm Peru từ ngày 19 đến 30/10 với 3 buổi làm việc.",
                         "Đoàn gồm bao nhiêu thành viên?") == ""
+
+
+def test_the_one_met_is_named_in_the_same_clause_as_the_verb():
+    sentence = "Làm việc với lãnh đạo thành phố Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng hai bên hợp tác."
+    assert _person_by_verb(sentence, "Đoàn làm việc với ai?", set()) == ""
+    assert _person_by_verb(sentence, "Who did the delegation meet?", set()) == ""
+    sentence = "Đoàn làm việc với Tổng Vụ trưởng Bộ Ngoại giao Peru, Đại sứ Elard Alberto Escala."
+    assert _person_by_verb(sentence, "Đoàn gặp ai?", set()) == "Elard Alberto Escala"
 
 
 def test_person_questions_follow_the_verb_asked_about():
@@ -155,6 +164,11 @@ def answerer(indexed, e5):
     ("Tổng Bí thư Đảng Cộng sản Argentina là ai?", "Victor Gorodeki Kot", ARGENTINA),
     ("Hà Nội và La Habana ký biên bản ghi nhớ năm nào?", "năm 2000 và 2005", CUBA),
     ("On what date did the Cuban Prime Minister visit Vietnam?", "ngày 28/9", CUBA),
+    # Who was met: the name after a verb of meeting ("làm việc với" for "gặp", "meet").
+    ("Đoàn gặp ai ở Peru?", "Arturo Ayala", ARGENTINA),
+    ("Who did the Hanoi delegation meet in Argentina?", "Victor Gorodeki Kot", ARGENTINA),
+    ("Which Argentine communist leader did the Hanoi delegation meet?", "Victor Gorodeki Kot", ARGENTINA),
+    ("Who led the Hanoi delegation to Cuba?", "Nguyễn Thị Tuyến", CUBA),
 ])
 def test_answers_put_the_fact_first_and_cite_the_passage_holding_it(answerer, question, short, doc_id):
     answer = answerer.answer(question)
