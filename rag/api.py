@@ -371,6 +371,14 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
         expires = int(time.time()) + settings.token_ttl
         return {"token": sign_token(settings.api_key, expires), "expires": expires}
 
+    @app.api_route("/api/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+                   include_in_schema=False)
+    def api_fallback(path: str):
+        """Wrong method or path under /api/: our error shape, not the chat's (mounted at /)."""
+        if path in ("ask", "ask/stream", "feedback", "token"):
+            raise ApiError(405, "method_not_allowed", f"Use POST /api/{path} (see /docs).", {"Allow": "POST"})
+        raise ApiError(404, "not_found", f"No endpoint /api/{path}: see /docs for the API.")
+
     @app.get("/healthz", tags=["service"], responses={200: {"model": schemas.HealthOut}, 503: {"model": schemas.HealthOut}})
     def healthz():
         """200 once the index is loaded and the service answers; 503 while loading or after a failure."""

@@ -305,6 +305,11 @@ def test_health_docs_and_widget_assets_are_served_locally(server):
     assert request(server.url + "/widget/../api.py")[0] == 404
     status, _, error = request(server.url + "/api/token", {})
     assert status == 404 and error["error"] == "no_api_key"  # no key configured: no tokens needed
+    # Under /api/, a wrong method or path gets the API's error shape, not the chat's 404 page.
+    status, headers, error = request(server.url + "/api/ask")
+    assert status == 405 and error["error"] == "method_not_allowed" and headers["Allow"] == "POST"
+    status, _, error = request(server.url + "/api/answers", {"question": "?"})
+    assert status == 404 and error["error"] == "not_found" and "/docs" in error["message"]
 
 
 @pytest.mark.slow
