@@ -38,6 +38,7 @@ class Citation:
     text: str  # the cited passage
     quote: str  # the sentence of the passage the answer rests on ("" for related passages)
     score: float
+    author: str = ""  # the article's byline, when it has one
 
 
 @dataclass(frozen=True)
@@ -583,7 +584,7 @@ class ExtractiveAnswerer:
         best = self._choose(question, [c for c in candidates if c not in repeated] + repeated)
         timings = {"retrieve": 1000 * (retrieved - started), "answer": 1000 * (time.perf_counter() - retrieved)}
         if best is None:
-            related = tuple(_citation(n, hit, "") for n, hit in enumerate(retrieval.hits, start=1))
+            related = tuple(cite(n, hit, "") for n, hit in enumerate(retrieval.hits, start=1))
             answer = Answer(question, NOT_FOUND, (), True, related=related, timings_ms=timings)
             yield Sources(related)
             yield TextDelta(answer.text)
@@ -594,7 +595,7 @@ class ExtractiveAnswerer:
         evidence = _clip(best.sentence, short, content_terms(question),
                          MAX_ANSWER_CHARS - len(lead) - len(" [1]"))
         text = f"{lead}{evidence} [1]"
-        citations = [_citation(1, best.hit, best.sentence)]
+        citations = [cite(1, best.hit, best.sentence)]
         # More sentences, whole (cut, they lose more than they add: measured), while they fit.
         added = 0
         for extra in self._more(best, candidates):
@@ -603,7 +604,7 @@ class ExtractiveAnswerer:
             if len(text) + len(addition) > MAX_ANSWER_CHARS:
                 continue
             if n > len(citations):
-                citations.append(_citation(n, extra.hit, extra.sentence))
+                citations.append(cite(n, extra.hit, extra.sentence))
             text += addition
             added += 1
             if added == MORE_SENTENCES:
@@ -641,7 +642,7 @@ class ExtractiveAnswerer:
         value = {"author": hit.author, "url": hit.url,
                  "outlet": f"{hit.outlet} ({domain})" if hit.outlet and domain else hit.outlet or domain}[field_asked]
         timings = {"retrieve": 1000 * (retrieved - started), "answer": 1000 * (time.perf_counter() - retrieved)}
-        citation = _citation(1, hit, "")
+        citation = cite(1, hit, "")
         if value:
             answer = Answer(question, f"{value} [1]", (citation,), False, short=value, timings_ms=timings)
         else:
@@ -756,9 +757,11 @@ def _dates_event(sentence: str, date: str, question: str) -> bool:
     return bool(event & {key(w) for w in words(clause)})
 
 
-def _citation(n: int, hit: Hit, quote: str) -> Citation:
+def cite(n: int, hit: Hit, quote: str) -> Citation:
+    """Passage ``hit`` cited as ``[n]``, ``quote`` being the sentence the answer rests on."""
     return Citation(n=n, chunk_id=hit.chunk_id, doc_id=hit.doc_id, title=hit.title, url=hit.url,
-                    outlet=hit.outlet, date=hit.date, text=hit.text, quote=quote, score=hit.score)
+                    outlet=hit.outlet, date=hit.date, text=hit.text, quote=quote, score=hit.score,
+                    author=hit.author)
 
 
 def _clip(sentence: str, focus: str, terms: list[str], limit: int) -> str:

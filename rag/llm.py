@@ -21,8 +21,8 @@ import re
 import time
 from typing import Iterator, Sequence
 
-from .answer import (NOT_FOUND, Answer, Citation, Event, ExtractiveAnswerer, Final, Sources,
-                     TextDelta, content_terms, standalone_question, with_history)
+from .answer import (NOT_FOUND, Answer, Event, ExtractiveAnswerer, Final, Sources,
+                     TextDelta, cite, content_terms, standalone_question, with_history)
 from .index import Hit
 from .retrieval import Retriever
 from .settings import Settings
@@ -105,7 +105,7 @@ class LLMAnswerer:
         if not hits:
             yield from self._fallback(question, hits, timings, drop=())
             return
-        yield Sources(tuple(_citation(n, hit, "") for n, hit in enumerate(hits, start=1)))
+        yield Sources(tuple(cite(n, hit, "") for n, hit in enumerate(hits, start=1)))
 
         generating = time.perf_counter()
         raw, shown = "", ""
@@ -128,14 +128,14 @@ class LLMAnswerer:
             yield from self._fallback(question, hits, timings, drop=(Sources, TextDelta) if shown else (Sources,))
             return
         claims = _claims_by_citation(text)
-        citations = tuple(_citation(n, hits[n - 1], best_quote(claims[n], hits[n - 1])) for n in sorted(cited))
+        citations = tuple(cite(n, hits[n - 1], best_quote(claims[n], hits[n - 1])) for n in sorted(cited))
         yield Final(Answer(question, text, citations, False, timings_ms=timings))
 
     def _fallback(self, question: str, hits: list[Hit], timings: dict, drop: tuple) -> Iterator[Event]:
         """The fallback's events but those of the types in ``drop``; its Final with our timings."""
         started = time.perf_counter()
         if self.fallback is None:
-            related = tuple(_citation(n, hit, "") for n, hit in enumerate(hits, start=1))
+            related = tuple(cite(n, hit, "") for n, hit in enumerate(hits, start=1))
             events = [Sources(related), TextDelta(NOT_FOUND),
                       Final(Answer(question, NOT_FOUND, (), True, related=related))]
         else:
@@ -283,11 +283,6 @@ def best_quote(claim: str, hit: Hit) -> str:
         if score > best_score:
             best, best_score = sentence, score
     return best
-
-
-def _citation(n: int, hit: Hit, quote: str) -> Citation:
-    return Citation(n=n, chunk_id=hit.chunk_id, doc_id=hit.doc_id, title=hit.title, url=hit.url,
-                    outlet=hit.outlet, date=hit.date, text=hit.text, quote=quote, score=hit.score)
 
 
 # --------------------------------------------------------------------------- chat models

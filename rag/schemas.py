@@ -49,6 +49,7 @@ class CitationOut(BaseModel):
     text: str = Field(description="the cited passage")
     quote: str = Field(description="the sentence of the passage the answer rests on ('' for related passages)")
     score: float
+    author: str = Field("", description="the article's byline, when it has one")
 
 
 class AnswerOut(BaseModel):

@@ -121,6 +121,15 @@ def test_scores_and_summary_by_hand():
     assert figures["retrieve_p50_ms"] == 10.0 and figures["total_p95_ms"] == 15.0
 
 
+def test_contains_cited_needs_the_gold_answer_in_a_cited_passage_too():
+    rice = "Hà Nội tặng La Habana 2000 tấn gạo."
+    backed = score(_outcome("q1", ["2000 tấn gạo"], f"{rice} [1]", [_citation(1, rice)], rank=1))
+    unbacked = score(_outcome("q2", ["2000 tấn gạo"], "2000 tấn gạo. Khác [1]", [_citation(1, "Khác.")], rank=1))
+    assert backed["contains"] and backed["contains_cited"]
+    assert unbacked["contains"] and not unbacked["contains_cited"]
+    assert summarise([backed, unbacked])["contains_cited"] == pytest.approx(1 / 2)
+
+
 def test_f1_uses_the_answer_text_without_citations_when_there_is_no_short_answer():
     outcome = _outcome("q", ["an ninh lương thực"], "Vì an ninh lương thực. [1]", [_citation(1, "x")])
     assert score(outcome)["f1"] == pytest.approx(8 / 9)  # 5 tokens, 4 in common ("[1]" is not one): P = 4/5, R = 1
