@@ -245,6 +245,17 @@ def _collection(client, name: str = COLLECTION, create: bool = False):
     return client.get_collection(name, embedding_function=None)
 
 
+def _documents(collection, batch: int = 5000) -> Iterator[tuple[str, str]]:
+    """``(id, document)`` of every item of a Chroma collection, read a batch at a time."""
+    offset = 0
+    while True:
+        got = collection.get(include=["documents"], limit=batch, offset=offset)
+        if not got["ids"]:
+            return
+        yield from zip(got["ids"], got["documents"])
+        offset += len(got["ids"])
+
+
 def _batches(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -377,8 +388,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
                 sentences.update(ids=[sid for sid, _ in batch],
                                  metadatas=[_sentence_metadata(c) for _, c in batch])
             count, sentence_count = passages.count(), sentences.count()
-            stored = passages.get(include=["documents"])
-            LexicalIndex.build(stored["ids"], stored["documents"]).save(staged / _LEXICAL)
+            LexicalIndex.build(_documents(passages)).save(staged / _LEXICAL)
         finally:
             client.close()
         if (count, sentence_count) != (len(live_ids), len(live_sids)):

@@ -17,18 +17,31 @@ def test_tokens_fold_pair_and_keep_exact_syllables():
 
 
 def test_lexical_search_ignores_diacritics_but_prefers_exact_ones():
-    index = LexicalIndex.build(["gift", "raise", "other"], [
+    index = LexicalIndex.build(zip(["gift", "raise", "other"], [
         "Hà Nội tặng 2000 tấn gạo cho La Habana.",
         "Hà Nội tăng cường hợp tác với La Habana.",
-        "Đoàn làm việc tại Peru."])
+        "Đoàn làm việc tại Peru."]))
     assert index.search("ha noi tang gao", k=3)[0][0] == "gift"
     assert [cid for cid, _ in index.search("tăng cường", k=3)][0] == "raise"
     assert [cid for cid, _ in index.search("tặng", k=3)][0] == "gift"
     assert index.search("Cuba", k=3) == []
 
 
+def test_lexical_index_built_from_token_ids_scores_as_bm25_over_token_strings():
+    import bm25s
+
+    texts = ["Hà Nội tặng 2000 tấn gạo cho La Habana.", "Hà Nội tăng cường hợp tác với La Habana.",
+             "Đoàn làm việc tại Peru.", "", "Tại Peru, đoàn làm việc với Arturo Ayala."]
+    index = LexicalIndex.build(zip("abcde", texts))
+    reference = bm25s.BM25()
+    reference.index([tokens(t) for t in texts], show_progress=False)
+    for query in ("ha noi tang gao", "Peru", "đoàn làm việc với", "tăng cường"):
+        expected = {cid: float(x) for cid, x in zip("abcde", reference.get_scores(tokens(query))) if x > 0}
+        assert dict(index.search(query, k=5)) == pytest.approx(expected)
+
+
 def test_lexical_index_survives_save_and_load(tmp_path):
-    index = LexicalIndex.build(["a", "b"], ["Buenos Aires", "La Habana"])
+    index = LexicalIndex.build(zip(["a", "b"], ["Buenos Aires", "La Habana"]))
     index.save(tmp_path / "bm25")
     loaded = LexicalIndex.load(tmp_path / "bm25")
     assert loaded.search("habana", k=2) == index.search("habana", k=2) and loaded.chunk_ids == ["a", "b"]
