@@ -443,7 +443,7 @@ def _person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
                 if subject:
                     found = list(_names(" ".join(tokens[max(0, i - 12):i]) + " ,", asked))
                     return found[-1] if found else ""
-                return _person(_same_phrase(" ".join(tokens[i + len(phrase):i + len(phrase) + 16])), asked)
+                return _person(_same_phrase(" ".join(tokens[i + len(phrase):i + len(phrase) + 20])), asked)
     return ""
 
 

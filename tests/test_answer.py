@@ -308,3 +308,12 @@ def test_a_follow_up_is_not_answered_with_the_sentence_just_shown(answerer):
     previous = answerer.answer(first)
     answer = answerer.answer("Thế đoàn ấy đi từ ngày nào đến ngày nào?", [(first, previous.text)])
     assert "20-23/11" in answer.text and answer.citations[0].quote in previous.text
+
+
+def test_the_follow_up_about_peru_names_someone_the_delegation_met_there(answerer):
+    first = "Ở Argentina, đoàn Thành ủy Hà Nội đã hội kiến ai?"
+    previous = answerer.answer(first)
+    assert previous.short == "Victor Gorodeki Kot"
+    answer = answerer.answer("Còn ở Peru thì đoàn gặp ai?", [(first, previous.text)])
+    assert answer.short in {"Arturo Ayala", "Marco Medina", "Elard Alberto Escala Sanchez-Barreto"}
+    assert answer.short in answer.citations[0].quote
