@@ -18,9 +18,10 @@ from typing import Iterator, Sequence, Union
 import numpy as np
 
 from .index import Hit
+from .question import (GRANULARITY, article_field, asked_role, dates_event, first_person, named_terms,
+                       person_by_verb, question_kind, short_answer, spelled_like)
 from .retrieval import Retriever
-from .text import (STOPWORDS, content_terms, fold, in_vietnamese, is_english, is_vietnamese,
-                   near_spellings, one_letter_less, query_terms, words)
+from .text import content_terms, fold, is_vietnamese, near_spellings, query_terms, words
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
 MAX_ANSWER_CHARS = 400
@@ -78,401 +79,6 @@ class Final:
 Event = Union[TextDelta, Sources, Final]
 
 
-# --------------------------------------------------------------------------- question analysis
-
-# Matched against the folded question, so "bao nhieu" counts as "bao nhiêu". Order matters:
-# "ngày bao nhiêu" asks for a date, not a number.
-_KINDS = [
-    ("date", re.compile(r"\b(?:khi nao|bao gio|luc nao|ngay nao|ngay bao nhieu|nam nao|thang nao|"
-                        r"thoi gian nao|when|what date|which (?:day|year|month))\b")),
-    ("number", re.compile(r"\b(?:bao nhieu|how many|how much|so luong)\b")),
-    ("person", re.compile(r"\b(?:ai|ten (?:la )?gi|who|whom|which (?:\w+ ){0,3}(?:leaders?|officials?|"
-                          r"ambassadors?|secretary|ministers?|president|person|people))\b")),
-    ("place", re.compile(r"\b(?:o dau|tai dau|noi nao|dia diem nao|where)\b")),
-]
-
-
-# Questions about the article itself, answered from its metadata (folded patterns).
-_ABOUT_ARTICLE = [
-    ("author", re.compile(r"\b(?:tac gia|ai viet|nguoi viet|phong vien nao|author|who wrote|written by)\b")),
-    ("url", re.compile(r"\b(?:duong dan|duong link|link|url|dia chi bai)\b")),
-    ("outlet", re.compile(r"\b(?:bao nao|to bao|co quan bao chi|hang tin|nguon bai|outlet|newspaper|"
-                          r"news agency|which (?:news|paper)|published)\b")),
-]
-
-
-_ARTICLE_WORDS = re.compile(r"\b(?:bai|ban tin|article|story|report|piece)\b")
-
-
-def article_field(question: str) -> str:
-    """``author``, ``url`` or ``outlet`` when the question asks that of an article ("Tác giả bài
-    viết … là ai?"); "" otherwise ("Ai là tác giả của Liber servitoris?" asks about a book)."""
-    folded = fold(question)
-    if not _ARTICLE_WORDS.search(folded):
-        return ""
-    return next((name for name, pattern in _ABOUT_ARTICLE if pattern.search(folded)), "")
-
-
-_ENGLISH_ASKING = re.compile(r"\b(?:who|whom|when|where|what date|which (?:day|year|month)|how many|how much)\b")
-
-
-def question_kind(question: str) -> str:
-    folded = fold(question)
-    if is_vietnamese(question):  # "Doctor Who thường mang theo …": a title, not "who"
-        folded = _ENGLISH_ASKING.sub(" ", folded)
-    for kind, pattern in _KINDS:
-        if pattern.search(folded) or (kind == "number" and re.search(r"\bmấy\b", question.lower())):
-            return kind  # "mấy" only with its diacritics: folded, it is also "máy" (machine)
-    return ""
-
-
-_TIME_UNITS = {"giay", "phut", "gio", "ngay", "tuan", "thang", "nam"}
-# What an English question counts, in the (folded) words Vietnamese articles use; and Vietnamese
-# words for a kind of quantity, by the units that measure it.
-_UNIT_WORDS = {
-    "thoi": _TIME_UNITS, "days": {"ngay"}, "day": {"ngay"}, "weeks": {"tuan"}, "months": {"thang"},
-    "years": {"nam", "tuoi"}, "hours": {"gio"}, "minutes": {"phut"}, "seconds": {"giay"},
-    "tons": {"tan"}, "tonnes": {"tan"}, "people": {"nguoi"}, "persons": {"nguoi"}, "nguoi": {"nguoi", "dan"},
-    "members": {"thanh", "nguoi"}, "times": {"lan"}, "percent": {"phan", "%"}, "points": {"diem"},
-    "votes": {"phieu"}, "khoi": {"tan", "kg", "kilogam", "gam", "ta", "yen"},
-    "dien": {"ha", "hecta", "km2", "m2", "mau"}, "tien": {"dong", "usd", "euro", "ty", "trieu"},
-    "tuoi": {"tuoi"}, "games": {"tran"}, "countries": {"nuoc", "quoc"}, "dollars": {"usd", "la"},
-}
-
-
-def asked_unit(question: str) -> list[str]:
-    """What "bao nhiêu" / "how many" counts, as folded words a Vietnamese answer would put next to
-    the number: "bao nhiêu tấn gạo" -> tan, gao; "how many tonnes" -> tan."""
-    match = re.search(r"\b(?:bao nhieu|how many|how much)\s+((?:[^\W\d_]+\s?){1,2})", fold(question))
-    if not match:
-        return []
-    asked = [w for w in words(match.group(1)) if w not in STOPWORDS]
-    return list(dict.fromkeys(unit for w in asked for unit in sorted(_UNIT_WORDS.get(w, {w}))))
-
-
-def spelled_like(term: str, known, near=None) -> bool:
-    """``term`` or a spelling one letter away is in ``known`` (lower-cased words): a letter
-    missing, extra or different ("Maastrich"/"Maastricht", "Bedigo"/"Bendigo", "Vietel"/"Viettel"),
-    or a plural. Only for words of five letters or more, so short syllables that differ by a
-    diacritic ("Lào", "lao") stay apart."""
-    if term in known:
-        return True
-    if len(term) < 5:
-        return False
-    near = near_spellings(known) if near is None else near
-    shorter = one_letter_less(term)  # with ``near``: one letter away without comparing each word
-    return (term in near or term + "s" in known or term + "es" in known
-            or any(v in known or v in near for v in shorter))
-
-
-def _named_terms(question: str) -> list[str]:
-    """Capitalised words after the first: the places and people the answer must be about.
-    Lower-cased but with their diacritics: "Lào" is not "lao" (as in "lớn lao")."""
-    tokens = words(question)
-    return [t.lower() for t in tokens[1:]
-            if t[0].isupper() and fold(t) not in STOPWORDS and t.lower() not in _MONTH_WORDS]
-
-
-_MONTH_WORDS = {"một", "hai", "ba", "tư", "bốn", "năm", "sáu", "bảy", "tám", "chín", "mười", "giêng", "chạp"}
-
-
-# --------------------------------------------------------------------------- short answers
-
-_DATE = re.compile(
-    r"(?:từ |trong thời gian từ )?ngày \d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
-    r"|(?:từ )?\d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
-    r"|tháng \d{1,2}(?: năm \d{4})?|(?:đầu |cuối |giữa )?năm \d{4}(?: và \d{4})?")
-# Spelled-out numbers ("bốn lựa chọn"); not "năm" (also "year") nor vague "nhiều", "vài".
-_NUMBER_WORDS = "một|hai|ba|bốn|sáu|bảy|tám|chín|mười|trăm|nghìn|ngàn|triệu|tỷ"
-_NUMBER = re.compile(r"(?:(?<![\d/])\d[\d.,]*%?(?![\d/-])|\b(?:" + _NUMBER_WORDS + r")\b)(?:\s+[^\W\d]+){0,2}",
-                     re.I)
-_SURNAMES = set(fold(
-    "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đinh Trịnh Mai Lương "
-    "Đào Cao Lâm Tạ Tô Trương Chu Quách Lưu Thái Vương Đoàn Kiều Triệu Hà Mạc Tăng Lại").split())
-# Capitalised words that start titles and organisations, not names.
-_NOT_NAMES = set(fold(
-    "Phó Bí Thư Tổng Chủ Tịch Thủ Tướng Bộ Trưởng Đại Sứ Ủy Viên Đảng Cộng Sản Thành Trung Ương Ban "
-    "Đồng Chí Ông Bà Hai Các Những Đoàn Thường Trực Vụ Ngoại Giao Nhà Nước Quân Đội Tập Chính Phủ "
-    "Quốc Hội Sở Cuộc Tại Theo Trong Nhân Việt Nam Hà Nội La Habana Buenos Aires Cuba Peru Argentina "
-    "Thủ Đô Tổ Đỏ Châu Á Thái Bình Dương Nông Nghiệp Mỹ Latinh").split())
-
-
-_ROLE_QUESTION = re.compile(r"^(?P<role>.+?),?\s+(?:là ai|tên là gì|tên gì|là người nào)\s*\??$"
-                            r"|^ai là\s+(?P<role2>.+?)\s*\??$", re.I)
-_ROLE_PREFIXES = {"pho", "nguyen", "cuu"}  # "Phó Tổng Bí thư" is not "Tổng Bí thư"
-
-
-_TITLES = {fold(t) for t in (
-    "bí thư", "tổng bí thư", "phó tổng bí thư", "phó bí thư", "chủ tịch", "phó chủ tịch", "thủ tướng",
-    "phó thủ tướng", "bộ trưởng", "thứ trưởng", "đại sứ", "trưởng ban", "phó trưởng ban", "vụ trưởng",
-    "tổng vụ trưởng", "tổng thống", "phó tổng thống", "thị trưởng", "tổng giám đốc", "giám đốc",
-    "thống đốc", "ủy viên", "thường trực", "tổng lãnh sự", "lãnh sự", "trưởng đoàn", "chánh văn phòng")}
-
-
-def asked_role(question: str) -> list[str]:
-    """"Tổng Bí thư Đảng Cộng sản Peru là ai?" -> the official title asked about, folded words.
-    Only titles: "Ai là thủ quân lớn tuổi nhất?" describes someone, it names no post."""
-    if is_english(question):
-        return english_role(question)
-    match = _ROLE_QUESTION.match(question.strip())
-    if not match:
-        return []
-    role = match.group("role") or match.group("role2")
-    role = role.split(",")[0]  # "Thủ tướng Cuba, người thăm Việt Nam …" -> "Thủ tướng Cuba"
-    folded = [fold(w) for w in words(role) if fold(w) != "cua"]  # "của" is not in the title
-    if not any(" ".join(folded[:n]) in _TITLES for n in (1, 2, 3)):
-        return []
-    return folded
-
-
-_ENGLISH_ROLE_QUESTION = re.compile(
-    r"^(?:who (?:is|was) the|what is the name of the|name the)\s+(?P<role>.+?)"
-    r"(?:\s+(?:who|that|which)\b.*)?\??$", re.I)
-# English titles and the words around them, as Vietnamese writes them (folded).
-_ENGLISH_TITLES = {
-    "deputy general secretary": "pho tong bi thu", "general secretary": "tong bi thu",
-    "first secretary": "bi thu thu nhat", "secretary": "bi thu", "prime minister": "thu tuong",
-    "president": "chu tich", "chairman": "chu tich", "mayor": "thi truong", "ambassador": "dai su",
-    "minister": "bo truong", "leader": "lanh dao", "head": "truong", "director": "giam doc",
-}
-_ENGLISH_ROLE_WORDS = {
-    "communist party": "dang cong san", "party": "dang", "city": "thanh pho",
-    "party committee": "thanh uy", "foreign ministry": "bo ngoai giao", "embassy": "dai su quan",
-}
-
-
-def english_role(question: str) -> list[str]:
-    """"Who is the First Secretary of the Communist Party of Cuba?" -> the title as Vietnamese
-    writes it, folded: "bi thu thu nhat dang cong san cuba". English puts the modifiers first
-    ("Buenos Aires city leader"), Vietnamese after the head ("lãnh đạo thành phố Buenos Aires"):
-    each "of" part is read backwards, phrase by phrase."""
-    match = _ENGLISH_ROLE_QUESTION.match(question.strip())
-    if not match:
-        return []
-    role_text = re.split(r"\s[–-]\s|\(", match.group("role"))[0]  # "… of Peru – Patria Roja (Red …)"
-    parts = re.split(r"\s+of\s+(?:the\s+)?", role_text.strip())
-    role: list[str] = []
-    for n, part in enumerate(parts):
-        tokens, phrases = part.split(), []
-        while tokens:  # the longest known phrase at the end, else one word (a name, kept as is)
-            size = next((k for k in (3, 2, 1) if " ".join(tokens[-k:]).lower() in
-                         (_ENGLISH_TITLES if n == 0 else {}) | _ENGLISH_ROLE_WORDS), 1)
-            phrase = " ".join(tokens[-size:])
-            phrases.append(_ENGLISH_TITLES.get(phrase.lower()) if n == 0 and phrase.lower() in _ENGLISH_TITLES
-                           else _ENGLISH_ROLE_WORDS.get(phrase.lower(), phrase))
-            tokens = tokens[:-size]
-        if n == 0 and fold(phrases[0]) not in _ENGLISH_TITLES.values():
-            return []  # "Who is the oldest player?" names no post
-        # Names stay in their order ("Buenos Aires"): only known phrases move.
-        ordered = [p for p in phrases if p in _ENGLISH_TITLES.values() or p in _ENGLISH_ROLE_WORDS.values()]
-        names = [p for p in reversed(phrases) if p not in ordered]
-        role += [fold(w) for p in ordered + names for w in words(p)]
-    return role
-
-
-def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
-    """The name attached to the role asked about: right after it ("Trưởng Ban Đối ngoại … Marco
-    Medina") or just before it ("Luis Antonio Torres Iríbar, Bí thư thứ nhất …"). "Phó Tổng Bí
-    thư" does not hold the role "Tổng Bí thư"."""
-    # "chủ tịch của IPCC" holds the role "Chủ tịch IPCC": "của" is left out on both sides.
-    tokens = [t for t in words(sentence) if fold(t) != "cua"]
-    folded = [fold(t) for t in tokens]
-    for i in range(len(folded) - len(role) + 1):
-        if folded[i:i + len(role)] != role or (i and folded[i - 1] in _ROLE_PREFIXES):
-            continue
-        after = _person(" ".join(tokens[i + len(role):i + len(role) + 12]), asked)
-        # As written in the sentence: words() split "Sanchez-Barreto" at the hyphen.
-        written = re.search(r"[\s-]+".join(map(re.escape, after.split())), sentence) if after else None
-        if written and written.start() > 0 and _attached(sentence, tokens[i + len(role) - 1], written.start()):
-            return written.group(0)
-        end = i - 1 if i and folded[i - 1] == "la" else i  # "Hoesung Lee là chủ tịch của IPCC"
-        before = _person(" ".join(tokens[max(0, end - 6):end]) + " ,", asked)
-        if before and end and before.split()[-1] == tokens[end - 1]:
-            return before
-    return ""
-
-
-def _attached(sentence: str, role_end_word: str, name_start: int) -> bool:
-    """The name right after the role is its holder, unless a comma ends the phrase first:
-    "lãnh đạo thành phố Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng …" starts a new clause, but
-    "… Bộ Ngoại giao Peru, Đại sứ Elard …" adds another title of the same person."""
-    between = sentence[sentence.rfind(role_end_word, 0, name_start) + len(role_end_word):name_start]
-    if not re.search(r"[,;:]", between):
-        return True
-    rest = re.sub(r"[,;:]", " ", between).split()
-    return bool(rest) and rest[0][0].isupper()  # a title starts with a capital, "bà" does not
-
-
-_YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
-# (what the folded question asks, what a date span must hold, bare spans that answer otherwise)
-_GRANULARITY = [
-    (re.compile(r"\b(?:nam nao|which year|what year)\b"), _YEAR, _YEAR),
-    (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b"), None),
-    (re.compile(r"\b(?:ngay nao|ngay bao nhieu|what date|which day)\b"), re.compile(r"ngày|/\d{1,2}\b"),
-     re.compile(r"ngày \d{1,2}(?: tháng \d{1,2})?(?:,? năm \d{4})?")),
-]
-
-
-def short_answer(kind: str, sentence: str, question: str) -> str:
-    asked = set(content_terms(question))
-    if kind == "date":
-        found = [d.strip() for d in _DATE.findall(sentence)]
-        for asks, needs, bare in _GRANULARITY:  # "năm nào" is answered by a year, not "ngày 21/11"
-            if asks.search(fold(question)):
-                found = [d for d in found if needs.search(d)] or (bare.findall(sentence) if bare else [])
-        return found[0] if found else ""
-    if kind == "number":
-        unit = set(asked_unit(question))
-        dates = [m.span() for m in _DATE.finditer(sentence)]
-        spans = [m.group(0).strip().rstrip(".,") for m in _NUMBER.finditer(sentence)
-                 if not any(a <= m.start() < b for a, b in dates)]
-        if not unit:
-            return spans[0] if spans else ""
-        # "bao nhiêu tấn gạo": only a number next to the unit asked for answers it, after it
-        # ("2000 tấn gạo") or before it ("ở tuổi 39").
-        for match in _NUMBER.finditer(sentence):
-            if any(a <= match.start() < b for a, b in dates):
-                continue
-            span = match.group(0).strip().rstrip(".,")
-            following = {fold(w) for w in words(span)[1:]} | ({"phan", "tram", "%"} if "%" in span else set())
-            if unit & following:
-                return span
-            before = sentence[max(0, match.start() - 30):match.start()].split()[-2:]
-            at = next((i for i, w in enumerate(before) if fold(w) in unit), None)
-            if at is not None:
-                return f"{' '.join(before[at:])} {span.split()[0]}"
-        # "năm hoàng tử": "năm" (also "year") counts when the thing asked follows it.
-        for five in re.finditer(r"\bnăm((?:\s+[^\W\d]+){1,2})", sentence, re.I):
-            if fold(five.group(1).split()[0]) in unit:
-                return five.group(0)
-        return _number_before_unit(sentence, unit, dates)
-    if kind == "person":
-        role = asked_role(question)
-        if role:
-            return _name_for_role(sentence, role, asked)
-        return _person_by_verb(sentence, question, asked) or _person(sentence, asked)
-    if kind == "place":
-        match = re.search(r"\b(?:tại|ở)\s+((?:[^\W\d_][\w-]*\s?){1,8})", sentence)
-        return match.group(1).strip(" ,.;") if match else ""
-    return ""
-
-
-UNIT_WINDOW = 6  # words between a number and the thing it counts: "7 đến 10 phần trăm bác sĩ"
-
-
-def _number_before_unit(sentence: str, unit: set[str], dates: list[tuple[int, int]]) -> str:
-    """The last number a few words ahead of the thing counted, when it is not right next to it:
-    "230 triệu USD cổ phần" answers "bao nhiêu cổ phần". Nothing when the sentence does not
-    name that thing at all: its numbers count something else."""
-    tokens = list(re.finditer(r"\S+", sentence))
-    for i, token in enumerate(tokens):
-        if fold(token.group(0).strip(".,;:()")) not in unit:
-            continue
-        window_start = tokens[max(0, i - UNIT_WINDOW)].start()
-        numbers = [m for m in _NUMBER.finditer(sentence, window_start, token.start())
-                   if not any(a <= m.start() < b for a, b in dates)]
-        if numbers:
-            return numbers[-1].group(0).strip().rstrip(".,")
-    return ""
-
-
-def _person(sentence: str, asked: set[str]) -> str:
-    """The first run of capitalised words that is a name: titles and places ahead of it dropped."""
-    return next(_names(sentence, asked), "")
-
-
-def _names(sentence: str, asked: set[str]) -> Iterator[str]:
-    """Runs of capitalised words that are names, in order (see :func:`_person`)."""
-    for run in _capitalised_runs(sentence):
-        # "Thành ủy Hà Nội Nguyễn Thị Tuyến": drop title and place words until a surname that
-        # starts a name (Hà is a surname too, but not in "Hà Nội").
-        while run and fold(run[0]) in _NOT_NAMES and not (
-                fold(run[0]) in _SURNAMES and len(run) > 1 and fold(run[1]) not in _NOT_NAMES):
-            run = run[1:]
-        name = run if run and fold(run[0]) in _SURNAMES else [w for w in run if fold(w) not in _NOT_NAMES]
-        if len(name) >= 2 and not {fold(w) for w in name} <= asked:
-            yield " ".join(name)
-
-
-# Verbs of meeting someone in reports of official visits, folded.
-_MEETING = ("gap", "hoi kien", "lam viec voi", "hoi dam voi", "tiep xuc voi", "tiep kien")
-
-
-# English verbs of questions about visits, as the (folded) Vietnamese phrases for them.
-_ENGLISH_VERBS = {"meet": _MEETING, "met": _MEETING, "receive": _MEETING, "received": _MEETING,
-                  "led": ("dan dau", "lam truong doan"), "lead": ("dan dau", "lam truong doan"),
-                  "headed": ("dan dau", "lam truong doan")}
-
-
-def _asked_verb(question: str) -> tuple[bool, list[list[str]]]:
-    """Whether the question asks for the subject of its verb (or its object), and the verb
-    phrases to look for: "Ai dẫn đầu đoàn?" -> subject, "dẫn đầu"; "Đoàn gặp ai?" -> object,
-    "gặp" or another verb of meeting; "Who did the delegation meet?" -> object, the same."""
-    if is_english(question):
-        asked = [w.lower() for w in words(question)]
-        verb = next((w for w in asked if w in _ENGLISH_VERBS), "")
-        if not verb or asked[0] not in ("who", "whom", "which"):
-            return False, []
-        return asked[:2] == ["who", verb], [p.split() for p in _ENGLISH_VERBS[verb]]
-    asked = [fold(w) for w in words(question)]
-    if "ai" not in asked:
-        return False, []
-    at = asked.index("ai")
-    subject = at == 0 or asked[:at] == ["la"]
-    verb = asked[at + 1:at + 3] if subject else asked[max(0, at - 2):at]
-    verb = [w for w in verb if w not in STOPWORDS] if subject else verb
-    if not verb or all(w in STOPWORDS for w in verb):
-        return subject, []
-    # The whole verb phrase if the sentence has it, else its last word ("gặp"), else another
-    # verb of meeting ("làm việc với", "hội kiến").
-    phrases = [verb, verb[-1:]] if len(verb) > 1 and verb[-1] not in STOPWORDS else [verb]
-    if not subject and any(" ".join(p) in _MEETING for p in phrases):
-        phrases += [m.split() for m in _MEETING]
-    return subject, phrases
-
-
-def _person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
-    """Who the question's verb points at: "Đoàn đã hội kiến ai?" -> the first name after
-    "hội kiến" in the sentence; "Ai dẫn đầu đoàn?" -> the last name before "dẫn đầu"."""
-    subject, phrases = _asked_verb(question)
-    tokens = sentence.split()
-    folded = [" ".join(fold(w) for w in words(t)) for t in tokens]
-    for phrase in phrases:
-        for i in range(len(folded) - len(phrase) + 1):
-            if folded[i:i + len(phrase)] == phrase:
-                if subject:
-                    found = list(_names(" ".join(tokens[max(0, i - 12):i]) + " ,", asked))
-                    return found[-1] if found else ""
-                return _person(_same_phrase(" ".join(tokens[i + len(phrase):i + len(phrase) + 20])), asked)
-    return ""
-
-
-def _same_phrase(text: str) -> str:
-    """``text`` up to the comma that starts another clause: "lãnh đạo thành phố Buenos Aires,
-    bà Ngô Thị Thanh Hằng cho rằng …" stops at the comma; "… Bộ Ngoại giao Peru, Đại sứ Elard …"
-    goes on, another title of the same person (see :func:`_attached`)."""
-    parts = re.split(r"(?<=[,;])\s+", text)
-    kept = parts[:1]
-    for part in parts[1:]:
-        if not part[:1].isupper():
-            break
-        kept.append(part)
-    return " ".join(kept)
-
-
-def _capitalised_runs(sentence: str) -> list[list[str]]:
-    runs, current = [], []
-    for token in sentence.replace(",", " , ").split() + [","]:
-        word = token.strip(".;:()\"“”")
-        if word and word[0].isupper() and word == token.strip(".;:"):
-            current.append(word)
-            continue
-        if len(current) >= 2:
-            runs.append(current)
-        current = []
-    return runs
-
-
 # --------------------------------------------------------------------------- follow-ups
 
 _CONTINUATION = re.compile(r"^\s*(?:thế còn|vậy còn|còn|thế|vậy|rồi|và|and|what about|how about)\b[\s,]*", re.I)
@@ -497,7 +103,7 @@ def standalone_question(question: str, history: Sequence[tuple[str, str]] = ()) 
         return question
     previous_question, previous_answer = history[-1]
     rewritten = _CONTINUATION.sub("", question, count=1)
-    person = _person(previous_answer.split(". ")[0], set()) if previous_answer else ""
+    person = first_person(previous_answer.split(". ")[0], set()) if previous_answer else ""
     if person:
         rewritten = _PRONOUN.sub(person, rewritten)
     context = previous_question
@@ -682,7 +288,7 @@ class ExtractiveAnswerer:
 
     def _choose(self, question: str, candidates: list[_Candidate]) -> _Candidate | None:
         vietnamese = is_vietnamese(question)
-        named = _named_terms(question) if vietnamese else []
+        named = named_terms(question) if vietnamese else []
         lexical = self.retriever.index.lexical
         if any(not lexical.knows(term) and not lexical.knows_joined(term)
                and not spelled_like(term, lexical.exact_words(), lexical.near_words()) for term in named):
@@ -705,12 +311,12 @@ class ExtractiveAnswerer:
                 continue  # the article is about another place or person than the one asked
             eligible.append(candidate)
         if kind == "number" or (kind == "person" and asked_role(question)) or (
-                kind == "date" and any(asks.search(fold(question)) for asks, _, _ in _GRANULARITY)):
+                kind == "date" and any(asks.search(fold(question)) for asks, _, _ in GRANULARITY)):
             # A figure, a named holder of a role or a year the articles do not give: not found.
             eligible = [c for c in eligible if short_answer(kind, c.sentence, question)]
             if kind == "date":  # ... nor the date of another event
                 eligible = [c for c in eligible
-                            if _dates_event(c.sentence, short_answer(kind, c.sentence, question), question)]
+                            if dates_event(c.sentence, short_answer(kind, c.sentence, question), question)]
         if not eligible:
             return None
         # The article of the strongest sentence answers: its sentences come first, so the
@@ -723,7 +329,7 @@ class ExtractiveAnswerer:
             for candidate in eligible:
                 if candidate.score < eligible[0].score - VERB_MARGIN:
                     break
-                if _person_by_verb(candidate.sentence, question, asked):
+                if person_by_verb(candidate.sentence, question, asked):
                     return candidate
         if kind:
             for candidate in eligible:
@@ -732,29 +338,6 @@ class ExtractiveAnswerer:
                 if short_answer(kind, candidate.sentence, question):
                     return candidate
         return eligible[0]
-
-
-_WHEN_WORDS = set(fold("ngày tháng năm nào khi bao giờ lúc thời gian sẽ tới vào").split())
-
-
-def _dates_event(sentence: str, date: str, question: str) -> bool:
-    """The date answers the question only if its clause tells of what the question asks about:
-    "… chuyến thăm của Thủ tướng Cuba tới Việt Nam ngày 28/9 vừa qua" does not date when the
-    rice "sẽ được chuyển tới Cuba". Compared with diacritics ("chuyển" is not "chuyến"), on the
-    question's lower-case words: its names are in every sentence of the article."""
-    exact = is_vietnamese(question)
-
-    def key(word):
-        return word.lower() if exact else fold(word)
-    asked = [w for w in words(question)[1:] if w[0].islower() and fold(w) not in STOPWORDS]
-    if is_english(question):  # in the articles' words: "visit" -> "tham"
-        asked = [t for w in asked for t in in_vietnamese(w)]
-    event = {key(w) for w in asked if fold(w) not in _WHEN_WORDS}
-    clauses = re.split(r";", sentence)
-    if not event or len(clauses) == 1:
-        return True  # one clause: its date is the event's (words may differ: "chết", "qua đời")
-    clause = next((part for part in clauses if date in part), sentence)
-    return bool(event & {key(w) for w in words(clause)})
 
 
 def cite(n: int, hit: Hit, quote: str) -> Citation:

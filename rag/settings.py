@@ -6,7 +6,7 @@ result down. CLI flags win over the environment, the environment wins over the d
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 

@@ -31,7 +31,7 @@ def one_letter_less(word: str) -> set[str]:
 
 def near_spellings(known) -> set[str]:
     """Every word of ``known`` (5 letters or more) with one letter dropped: a word one letter
-    away from another shares one of these with it (see ``rag.answer.spelled_like``)."""
+    away from another shares one of these with it (see ``rag.question.spelled_like``)."""
     return {v for w in known if len(w) >= 5 for v in one_letter_less(w)}
 
 

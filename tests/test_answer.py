@@ -4,11 +4,12 @@ import re
 import pytest
 from conftest import ARGENTINA, CUBA
 
-from rag.answer import (ExtractiveAnswerer, Final, MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND,
-                        Sources, TextDelta, article_field, asked_unit, _clip, _dates_event,
-                        english_role, _named_terms, _person_by_verb, query_terms, question_kind,
-                        short_answer, spelled_like)
+from rag.answer import (MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND, ExtractiveAnswerer, Final,
+                        Sources, TextDelta, _clip)
+from rag.question import (article_field, asked_unit, dates_event, english_role, named_terms, person_by_verb,
+                          question_kind, short_answer, spelled_like)
 from rag.retrieval import Retriever
+from rag.text import query_terms
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -48,10 +49,10 @@ def test_a_number_a_few_words_ahead_of_the_thing_counted_answers():
 
 def test_the_one_met_is_named_in_the_same_clause_as_the_verb():
     sentence = "Làm việc với lãnh đạo thành phố Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng hai bên hợp tác."
-    assert _person_by_verb(sentence, "Đoàn làm việc với ai?", set()) == ""
-    assert _person_by_verb(sentence, "Who did the delegation meet?", set()) == ""
+    assert person_by_verb(sentence, "Đoàn làm việc với ai?", set()) == ""
+    assert person_by_verb(sentence, "Who did the delegation meet?", set()) == ""
     sentence = "Đoàn làm việc với Tổng Vụ trưởng Bộ Ngoại giao Peru, Đại sứ Elard Alberto Escala."
-    assert _person_by_verb(sentence, "Đoàn gặp ai?", set()) == "Elard Alberto Escala"
+    assert person_by_verb(sentence, "Đoàn gặp ai?", set()) == "Elard Alberto Escala"
 
 
 def test_person_questions_follow_the_verb_asked_about():
@@ -89,11 +90,11 @@ def test_a_day_is_asked_by_ngay_nao_and_must_date_the_event_asked_about():
                         "Lee là chủ tịch từ ngày nào?") == "ngày 8 tháng 10 năm 2015"
     sentence = ("Ông chào đón Đoàn đại biểu Hà Nội; tiếp nối sau thành công chuyến thăm của Thủ tướng Cuba "
                 "tới Việt Nam ngày 28/9 vừa qua")
-    assert not _dates_event(sentence, "ngày 28/9", "Số gạo tặng La Habana sẽ được chuyển tới Cuba vào ngày nào?")
-    assert _dates_event(sentence, "ngày 28/9", "Thủ tướng Cuba thăm Việt Nam vào ngày nào?")
-    assert _dates_event(sentence, "ngày 28/9", "On what date did the Cuban Prime Minister visit Vietnam?")
+    assert not dates_event(sentence, "ngày 28/9", "Số gạo tặng La Habana sẽ được chuyển tới Cuba vào ngày nào?")
+    assert dates_event(sentence, "ngày 28/9", "Thủ tướng Cuba thăm Việt Nam vào ngày nào?")
+    assert dates_event(sentence, "ngày 28/9", "On what date did the Cuban Prime Minister visit Vietnam?")
     # One clause: its date is the event's, whatever words tell it ("chết", "qua đời").
-    assert _dates_event("Tesla qua đời năm 1943.", "năm 1943", "Tesla chết năm nào?")
+    assert dates_event("Tesla qua đời năm 1943.", "năm 1943", "Tesla chết năm nào?")
 
 
 def test_english_titles_are_read_as_vietnamese_writes_them():
@@ -121,7 +122,7 @@ def test_names_one_letter_off_are_the_same_name_but_short_syllables_are_exact():
 
 
 def test_named_terms_are_capitalised_words_but_not_month_names():
-    assert _named_terms("Đoàn sang Nam Mỹ vào tháng Mười?") == ["nam", "mỹ"]
+    assert named_terms("Đoàn sang Nam Mỹ vào tháng Mười?") == ["nam", "mỹ"]
 
 
 def test_questions_about_an_article_must_mention_the_article():
@@ -276,7 +277,7 @@ def test_follow_ups_are_rewritten_to_retrieve_their_answer(answerer, follow_up):
 
 
 def test_roles_must_be_held_by_the_name_returned():
-    from rag.answer import asked_role
+    from rag.question import asked_role
 
     assert asked_role("Tổng Bí thư Đảng Cộng sản Peru là ai?") == ["tong", "bi", "thu", "dang", "cong", "san", "peru"]
     assert asked_role("Thủ tướng Cuba, người thăm Việt Nam ngày 28/9, tên là gì?") == ["thu", "tuong", "cuba"]

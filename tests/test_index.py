@@ -1,5 +1,4 @@
 """Ingestion with the real e5 embedder and a real Chroma on disk."""
-import json
 import os
 import signal
 import sqlite3
