@@ -6,6 +6,7 @@ name or place a sentence gives for it. Pure functions of text, used by the extra
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterator
 
@@ -227,14 +228,20 @@ def _name_for_role(sentence: str, role: list[str], asked: set[str]) -> str:
 
 
 def _attached(sentence: str, role_end_word: str, name_start: int) -> bool:
-    """The name right after the role is its holder, unless a comma ends the phrase first:
-    "lãnh đạo thành phố Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng …" starts a new clause, but
-    "… Bộ Ngoại giao Peru, Đại sứ Elard …" adds another title of the same person."""
-    between = sentence[sentence.rfind(role_end_word, 0, name_start) + len(role_end_word):name_start]
-    if not re.search(r"[,;:]", between):
-        return True
-    rest = re.sub(r"[,;:]", " ", between).split()
-    return bool(rest) and rest[0][0].isupper()  # a title starts with a capital, "bà" does not
+    """Whether the name starting at ``name_start`` is in the phrase of the role ending with
+    ``role_end_word`` (see :func:`_phrase_end`)."""
+    role_end = sentence.rfind(role_end_word, 0, name_start) + len(role_end_word)
+    return name_start < role_end + _phrase_end(sentence[role_end:])
+
+
+def _phrase_end(text: str) -> int:
+    """Where the phrase ``text`` starts with ends: at the comma that starts another clause
+    ("lãnh đạo thành phố Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng …"), not at one followed by
+    another title of the same person ("… Bộ Ngoại giao Peru, Đại sứ Elard …")."""
+    for mark in re.finditer(r"[,;:]\s*", text):
+        if not text[mark.end():mark.end() + 1].isupper():
+            return mark.start()
+    return len(text)
 
 
 _YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
@@ -247,6 +254,7 @@ GRANULARITY = [
 ]
 
 
+@functools.lru_cache(maxsize=1024)  # asked again of the same sentences by gates and preferences
 def short_answer(kind: str, sentence: str, question: str) -> str:
     asked = set(content_terms(question))
     if kind == "date":
@@ -338,10 +346,12 @@ _ENGLISH_VERBS = {"meet": _MEETING, "met": _MEETING, "receive": _MEETING, "recei
                   "headed": ("dan dau", "lam truong doan")}
 
 
+@functools.lru_cache(maxsize=64)  # asked for each candidate sentence of one question
 def _asked_verb(question: str) -> tuple[bool, list[list[str]]]:
     """Whether the question asks for the subject of its verb (or its object), and the verb
-    phrases to look for: "Ai dẫn đầu đoàn?" -> subject, "dẫn đầu"; "Đoàn gặp ai?" -> object,
-    "gặp" or another verb of meeting; "Who did the delegation meet?" -> object, the same."""
+    phrases to look for (read-only: the result is shared): "Ai dẫn đầu đoàn?" -> subject, "dẫn
+    đầu"; "Đoàn gặp ai?" -> object, "gặp" or another verb of meeting; "Who did the delegation
+    meet?" -> object, the same."""
     if is_english(question):
         asked = [w.lower() for w in words(question)]
         verb = next((w for w in asked if w in _ENGLISH_VERBS), "")
@@ -377,21 +387,9 @@ def person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
                 if subject:
                     found = list(_names(" ".join(tokens[max(0, i - 12):i]) + " ,", asked))
                     return found[-1] if found else ""
-                return first_person(_same_phrase(" ".join(tokens[i + len(phrase):i + len(phrase) + 20])), asked)
+                after = " ".join(tokens[i + len(phrase):i + len(phrase) + 20])
+                return first_person(after[:_phrase_end(after)], asked)
     return ""
-
-
-def _same_phrase(text: str) -> str:
-    """``text`` up to the comma that starts another clause: "lãnh đạo thành phố Buenos Aires,
-    bà Ngô Thị Thanh Hằng cho rằng …" stops at the comma; "… Bộ Ngoại giao Peru, Đại sứ Elard …"
-    goes on, another title of the same person (see :func:`_attached`)."""
-    parts = re.split(r"(?<=[,;])\s+", text)
-    kept = parts[:1]
-    for part in parts[1:]:
-        if not part[:1].isupper():
-            break
-        kept.append(part)
-    return " ".join(kept)
 
 
 def _capitalised_runs(sentence: str) -> list[list[str]]:
