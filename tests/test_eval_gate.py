@@ -64,3 +64,21 @@ def test_the_corpus_question_set_meets_the_ci_minimums(indexed, isolated):
     assert len(rows) == 110 and all(set(r) == {"question", "answer", "contexts", "ground_truth"} for r in rows)
     assert all(r["contexts"] and all(isinstance(c, str) and c for c in r["contexts"]) for r in rows)
     assert sum(r["ground_truth"] == NOT_FOUND for r in rows) == 16
+
+
+# The external benchmark, XQuAD-vi (240 paragraphs as articles, 1,190 questions): measured
+# nDCG@10 97.4 and `contains_cited` 85.0–85.1 (Chroma's near ties move one question between runs).
+# The minimums sit two questions under the lowest run.
+XQUAD = ROOT.parent / "shared" / "benchmarks" / "xquad.vi.json"
+XQUAD_GATE = {"ndcg@10": 97.0, "contains_cited": 84.8, "contains": 84.8}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not XQUAD.is_file(), reason="needs ../shared/benchmarks/xquad.vi.json beside the project")
+def test_xquad_vi_answers_meet_the_ci_minimums(isolated):
+    minimums = [f"--min={name}={value}" for name, value in XQUAD_GATE.items()]
+    result = run_rag("eval", "--squad", str(XQUAD), *minimums, "--json", "xquad.json", timeout=1800)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = json.loads((isolated / "xquad.json").read_text(encoding="utf-8"))["runs"]
+    assert run["figures"]["questions"] == 1190 and run["figures"]["unanswerable"] == 0
+    assert max(len(q["answer"]) for q in run["questions"]) <= 400
