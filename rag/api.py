@@ -356,7 +356,8 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
         if not body.question.strip():
             raise ApiError(422, "empty_question", "The rated question is empty.")
         rating = LIKE if body.rating == 1 else DISLIKE
-        return {"id": FeedbackStore.beside(settings.store_dir).add(body.question, body.answer, rating, body.comment)}
+        return {"id": FeedbackStore.beside(settings.store_dir).add(body.question, body.answer_record(), rating,
+                                                                   body.comment)}
 
     @app.post("/api/token", tags=["widget"], responses={200: {"model": schemas.TokenOut}, **schemas.ERRORS})
     def token(request: Request):

@@ -249,7 +249,7 @@ def _eval(settings: Settings, args) -> int:
 
 def _eval_command(args) -> str:
     """The command that reproduces the figures (outputs left out), for the reports: with the
-    ``RAG_*`` variables set, the API key masked."""
+    ``RAG_*`` variables set, every secret (key, token, password) masked."""
     import os
     import shlex
 
@@ -269,7 +269,7 @@ def _eval_runs(configurations, questions, squad: bool):
     """One run per configuration; embedders and indexes are loaded once and shared. None when a
     SQuAD corpus could not be indexed."""
     from .embeddings import make_embeddings
-    from .evaluation import QueryVectors, run_set
+    from .evaluation import QueryVectors, run_set, unknown_docs
     from .index import VectorIndex, ensure_index
 
     def log(message: str) -> None:
@@ -287,6 +287,13 @@ def _eval_runs(configurations, questions, squad: bool):
                 if squad and built is not None and not built.ok:
                     return None
                 indexes[store] = VectorIndex.open(settings, embedders[key])
+                missing = unknown_docs(questions, indexes[store].manifest.get("articles", {}))
+                if missing:
+                    named = "; ".join(f"{doc!r} ({', '.join(ids[:3])}{', …' if len(ids) > 3 else ''})"
+                                      for doc, ids in list(missing.items())[:10])
+                    log(f"warning: {sum(map(len, missing.values()))} question(s) name a \"doc\" that is no article "
+                        f"of the index in {settings.store_dir}, so their article-level retrieval counts as a miss: "
+                        f"{named}{' …' if len(missing) > 10 else ''}")
             log(f"Asking {len(questions)} questions ({label})…")
             runs.append(run_set(settings, indexes[store], questions, label, overrides, progress=True))
     finally:

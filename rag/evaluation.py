@@ -24,7 +24,7 @@ from typing import Sequence
 
 from . import metrics as m
 from .corpus import Article
-from .settings import Settings
+from .settings import Settings, masked
 
 RANK_DEPTH = 30  # passages ranked for the retrieval figures (several per article)
 UNTYPED = "(no type)"
@@ -99,7 +99,7 @@ def load_question_set(path: Path) -> list[Question]:
                             "articles do not answer it)")
             continue
         qid, question, answers = record.get("id"), record.get("question"), record["answers"]
-        text_fields = [record.get(k, "") for k in ("doc", "type", "follows")]
+        text_fields = ["" if record.get(k) is None else record[k] for k in ("doc", "type", "follows")]
         if not isinstance(qid, str) or not qid.strip():
             problems.append(f"line {number}: \"id\" must be a non-empty string")
         elif qid in seen:
@@ -109,7 +109,7 @@ def load_question_set(path: Path) -> list[Question]:
         elif not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
             problems.append(f"line {number}: \"answers\" must be a list of non-empty strings")
         elif not all(isinstance(x, str) for x in text_fields):
-            problems.append(f"line {number}: \"doc\", \"type\" and \"follows\" must be strings")
+            problems.append(f"line {number}: \"doc\", \"type\" and \"follows\" must be strings (or null)")
         elif text_fields[2] and text_fields[2] not in seen:
             problems.append(f"line {number}: follows {text_fields[2]!r}, which is not an earlier question")
         else:
@@ -121,6 +121,17 @@ def load_question_set(path: Path) -> list[Question]:
     if not questions:
         raise ValueError(f"{path}: no questions")
     return questions
+
+
+def unknown_docs(questions: Sequence[Question], article_ids) -> dict[str, list[str]]:
+    """The ``doc`` values that name no article of the index, each with the ids of its questions:
+    their article-level retrieval can only count as a miss."""
+    known = set(article_ids)
+    missing: dict[str, list[str]] = {}
+    for question in questions:
+        if question.doc and question.doc not in known:
+            missing.setdefault(question.doc, []).append(question.id)
+    return missing
 
 
 def load_squad(path: Path) -> tuple[list[Article], list[Question]]:
@@ -209,8 +220,8 @@ def check_stores(configurations: Sequence[Settings]) -> None:
 
 
 def shown(variable: str, value: str) -> str:
-    """A variable's value as printed in tables and reports: never the API key."""
-    return "***" if variable == "RAG_LLM_API_KEY" and value else value
+    """A variable's value as printed in tables and reports: never a key, token or password."""
+    return masked(variable, value)
 
 
 def setting_value(settings: Settings, variable: str) -> str:

@@ -59,12 +59,18 @@ class FeedbackStore:
         if not question.strip():
             raise ValueError("the rated question is empty")
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record = json.dumps(answer, ensure_ascii=False)
+        for text in (question, record, comment):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("the rating holds text that is not valid Unicode (a lone surrogate)") from None
         db = self._connect()
         try:
             with db:
                 cursor = db.execute(
                     "INSERT INTO feedback (created, rating, question, answer, comment) VALUES (?, ?, ?, ?, ?)",
-                    (created, rating, question, json.dumps(answer, ensure_ascii=False), comment[:MAX_COMMENT]))
+                    (created, rating, question, record, comment[:MAX_COMMENT]))
             return int(cursor.lastrowid)
         finally:
             db.close()
@@ -78,10 +84,29 @@ class FeedbackStore:
             query = "SELECT id, created, rating, question, answer, comment FROM feedback"
             rows = db.execute(query + (" WHERE rating = ?" if rating is not None else "") + " ORDER BY id",
                               (rating,) if rating is not None else ())
-            return [Feedback(id=r[0], created=r[1], rating=r[2], question=r[3], answer=json.loads(r[4]),
+            return [Feedback(id=r[0], created=r[1], rating=r[2], question=r[3], answer=_stored_answer(r[4]),
                              comment=r[5]) for r in rows]
         finally:
             db.close()
+
+
+def _stored_answer(raw) -> dict:
+    """A stored answer as a dict, whatever an older version or a hand edit left in the row."""
+    try:
+        answer = json.loads(raw)
+    except (TypeError, ValueError):
+        return {"answer": str(raw)}
+    return answer if isinstance(answer, dict) else {"answer": answer}
+
+
+def answer_summary(answer: dict) -> tuple[str, bool, list[str]]:
+    """``(text, abstained, cited doc ids)`` of a stored answer; fields of the wrong shape count
+    as missing, so one odd row never stops an export."""
+    text = answer.get("answer", "")
+    citations = answer.get("citations")
+    docs = [c.get("doc_id") for c in citations if isinstance(c, dict)] if isinstance(citations, list) else []
+    return (text if isinstance(text, str) else json.dumps(text, ensure_ascii=False),
+            answer.get("abstained") is True, list(dict.fromkeys(d for d in docs if isinstance(d, str) and d)))
 
 
 def candidate_questions(entries: list[Feedback]) -> list[dict]:
@@ -96,13 +121,14 @@ def candidate_questions(entries: list[Feedback]) -> list[dict]:
         if entry.rating != DISLIKE or entry.question.strip().lower() in seen:
             continue
         seen.add(entry.question.strip().lower())
+        text, abstained, docs = answer_summary(entry.answer)
         lines.append({
             "id": f"feedback-{entry.id}",
             "question": entry.question,
             "type": "feedback",
-            "answer_given": entry.answer.get("answer", ""),
-            "abstained": bool(entry.answer.get("abstained", False)),
-            "cited_docs": list(dict.fromkeys(c.get("doc_id", "") for c in entry.answer.get("citations", []))),
+            "answer_given": text,
+            "abstained": abstained,
+            "cited_docs": docs,
             "comment": entry.comment,
             "rated": entry.created,
         })

@@ -2,18 +2,33 @@
 and the clear messages its validation errors become."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_QUESTION_CHARS = 1000  # the chat's text box and the API refuse longer questions
 MAX_HISTORY_TURNS = 20
+MAX_ANSWER_CHARS = 4000
+MAX_PASSAGE_CHARS = 20_000
+
+
+def encodable(text: str) -> str:
+    """Text that can be stored and written as UTF-8: JSON's ``"\\ud800"`` (a lone surrogate)
+    decodes to a string that cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(encodable)]
 
 
 class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(max_length=MAX_QUESTION_CHARS)
-    answer: str = Field(max_length=4000, description="the answer text as returned (citations included)")
+    question: Text = Field(max_length=MAX_QUESTION_CHARS)
+    answer: Text = Field(max_length=MAX_ANSWER_CHARS, description="the answer text as returned (citations included)")
 
 
 class AskFilters(BaseModel):
@@ -31,8 +46,8 @@ class AskRequest(BaseModel):
          "history": [{"question": "Ở Argentina, đoàn Thành ủy Hà Nội đã hội kiến ai?",
                       "answer": "Victor Gorodeki Kot. … [1]"}]},
         {"question": "Hà Nội tặng bao nhiêu tấn gạo?", "filters": {"since": "2022-01-01"}}]})
-    question: str = Field(max_length=MAX_QUESTION_CHARS,
-                          description="in Vietnamese (with or without diacritics) or English")
+    question: Text = Field(max_length=MAX_QUESTION_CHARS,
+                           description="in Vietnamese (with or without diacritics) or English")
     history: list[Turn] = Field(default=[], max_length=MAX_HISTORY_TURNS,
                                 description="earlier turns, oldest first: follow-up questions use them")
     filters: Optional[AskFilters] = None
@@ -63,12 +78,37 @@ class AnswerOut(BaseModel):
     timings_ms: dict[str, float]
 
 
+class RatedCitation(BaseModel):
+    """A citation of a rated answer: what the feedback export reads; other fields are ignored."""
+    model_config = ConfigDict(extra="ignore")
+    n: int = Field(ge=0, le=1000)
+    doc_id: Text = Field(max_length=500)
+    chunk_id: Text = Field(default="", max_length=500)
+    title: Text = Field(default="", max_length=1000)
+    text: Text = Field(default="", max_length=MAX_PASSAGE_CHARS)
+
+
+class RatedAnswer(BaseModel):
+    """The answer object as ``/api/ask`` returned it (fields not listed here are ignored)."""
+    model_config = ConfigDict(extra="ignore")
+    answer: Text = Field(max_length=MAX_ANSWER_CHARS)
+    abstained: bool = False
+    citations: list[RatedCitation] = Field(default=[], max_length=50)
+
+
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(max_length=MAX_QUESTION_CHARS)
-    answer: dict = Field(description="the answer object as /api/ask returned it")
+    question: Text = Field(max_length=MAX_QUESTION_CHARS)
+    answer: Union[Text, RatedAnswer] = Field(
+        description="the answer object as /api/ask returned it, or its text alone")
     rating: Literal[1, -1] = Field(description="1 like, -1 dislike")
-    comment: str = Field(default="", max_length=2000)
+    comment: Text = Field(default="", max_length=2000)
+
+    def answer_record(self) -> dict:
+        """The answer as the feedback store keeps it (``Answer.as_dict()``'s fields it needs)."""
+        if isinstance(self.answer, str):
+            return {"answer": self.answer, "abstained": False, "citations": []}
+        return self.answer.model_dump()
 
 
 class FeedbackOut(BaseModel):
@@ -102,14 +142,20 @@ STREAM_DOC = ("Server-sent events: `sources` ({citations}), `delta` ({text}) as 
               "`final` (the answer object, authoritative: render it in place of the deltas), or `error`.")
 
 
+def _shape_name(part) -> bool:
+    return isinstance(part, str) and (part in ("RatedAnswer", "str") or part.startswith("function-"))
+
+
 def explain(errors: list[dict]) -> tuple[int, str, str]:
     """FastAPI's validation errors as ``(status, code, message)`` a person can act on."""
     for error in errors:
         if error["type"] == "json_invalid":
             detail = (error.get("ctx") or {}).get("error", "")
             return 400, "malformed_json", "The body is not valid JSON" + (f" ({detail})." if detail else ".")
-    first = errors[0]
-    where = [str(part) for part in first["loc"] if part != "body"]
+    # A field that takes one of two shapes (text or an object) fails once per shape: the deepest
+    # error says most; the names pydantic gives the shapes are left out of the path.
+    first = max(errors, key=lambda error: len(error["loc"]))
+    where = [str(part) for part in first["loc"] if part != "body" and not _shape_name(part)]
     kind = first["type"]
     if where == ["question"]:
         if kind == "missing":

@@ -11,6 +11,18 @@ from pathlib import Path
 from typing import Mapping
 
 DEFAULT_EMBEDDING = "e5-small-q4"
+# A variable whose name holds one of these words is a secret: never written or printed in clear.
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def is_secret(name: str) -> bool:
+    """Whether a setting or ``RAG_*`` variable named ``name`` holds a secret."""
+    return any(word in name.upper() for word in SECRET_WORDS)
+
+
+def masked(name: str, value) -> str:
+    """``value`` as the product writes or prints it: ``***`` for a non-empty secret."""
+    return "***" if is_secret(name) and value not in ("", None) else str(value)
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,11 @@ class Settings:
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
+
+    def __repr__(self) -> str:  # a logged or printed Settings never shows a key
+        shown = ", ".join(f"{f.name}={'***' if is_secret(f.name) and getattr(self, f.name) else repr(getattr(self, f.name))}"
+                          for f in fields(self))
+        return f"Settings({shown})"
 
 
 _ZERO_MEANS_OFF = {"rate_limit", "demo_port"}
