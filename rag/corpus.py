@@ -356,12 +356,13 @@ def parse_front_matter(text: str) -> dict:
 
 
 def parse_markdown(raw: str, doc_id: str, source_path: str = "") -> Article:
-    raw = normalize(raw)
+    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     meta: dict = {}
     match = _FRONT_MATTER.match(raw)
-    if match:
+    if match:  # parsed before normalising, which would strip the indentation YAML relies on
         meta = parse_front_matter(match.group(1))
         raw = raw[match.end():]
+    raw = normalize(raw)
     title = _field(meta, "title")
     heading = re.match(r"\s*#\s+(.+)\n", raw)
     if heading:
