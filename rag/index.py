@@ -395,7 +395,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         name = store.next_generation_name()
         staged = store.root / f".staging-{name}"
         if current is not None and old is not None:
-            shutil.copytree(current, staged)
+            _copy_files(current, staged)  # writable even where the live generation's files are not
         else:
             staged.mkdir(parents=True)
         client = _client(staged / "chroma")

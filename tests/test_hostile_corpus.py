@@ -323,3 +323,26 @@ def test_serve_on_a_read_only_store(read_only_store, isolated):
         process.terminate()
         process.wait(timeout=60)
     assert sorted((str(p), p.stat().st_mtime_ns) for p in store.rglob("*")) == listing
+
+
+def test_an_ingest_beside_a_read_only_generation_writes_a_writable_one(indexed, corpus):
+    """Only the live generation is read-only (copied from read-only media, say): the next
+    generation is a writable copy, so the ingest works and the chat opens it directly."""
+    store = indexed.store_dir
+    live = Store(store).current()
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot make the generation read-only for rag")
+    subprocess.run(["chmod", "-R", "a-w", str(live)], check=True)
+    try:
+        path = corpus / f"{CUBA}.txt"
+        path.write_text(path.read_text(encoding="utf-8").replace("2000 tấn gạo", "3000 tấn gạo"), encoding="utf-8")
+        result = _rag("ingest", "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert "0 added, 1 updated, 0 removed, 1 unchanged" in result.stdout
+        assert Store(store).current() != live
+        result = _rag("ask", "--json", "Hà Nội tặng La Habana bao nhiêu tấn gạo?")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["answer"].startswith("3000 tấn gạo")
+        assert "read-only" not in result.stderr
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(live)], check=True)
