@@ -196,7 +196,8 @@ class Service:
 
         try:
             embeddings = embeddings or make_embeddings(self.settings)
-            ensure_index(self.settings, embeddings, refresh=True)
+            # keep_serving: a missing or empty corpus, or a read-only store, leaves the index in place served.
+            ensure_index(self.settings, embeddings, refresh=True, keep_serving=True)
             index = VectorIndex.open(self.settings, embeddings)
             self.info = {"articles": len(index.manifest.get("articles", {})), "passages": len(index),
                          "generation": index.path.name}

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--rebuild", action="store_true",
                         help="re-embed everything (needed after changing RAG_EMBEDDING)")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.add_argument("--allow-empty", action="store_true",
+                        help="index a corpus without articles even if that empties the index (refused otherwise)")
 
     ask = commands.add_parser("ask", help="answer a question, citing the passages")
     _store_options(ask)
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "ingest":
-            return _ingest(settings, rebuild=args.rebuild, progress=not args.quiet)
+            return _ingest(settings, rebuild=args.rebuild, progress=not args.quiet, allow_empty=args.allow_empty)
         if args.command == "ask":
             if args.jsonl == bool(args.question):
                 print("error: give a question, or --jsonl and questions on stdin", file=sys.stderr)
@@ -118,11 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_ERROR
 
 
-def _ingest(settings: Settings, rebuild: bool, progress: bool) -> int:
+def _ingest(settings: Settings, rebuild: bool, progress: bool, allow_empty: bool = False) -> int:
     from .embeddings import make_embeddings
-    from .index import ingest
+    from .index import EmptyCorpusError, ingest
 
-    report = ingest(settings, make_embeddings(settings), rebuild=rebuild, progress=progress)
+    try:
+        report = ingest(settings, make_embeddings(settings), rebuild=rebuild, progress=progress,
+                        allow_empty=allow_empty)
+    except EmptyCorpusError as exc:
+        for failure in exc.failed:  # why nothing could be loaded
+            print(f"FAILED {failure}")
+        raise
     print(report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED_FILES
 

@@ -11,14 +11,21 @@ skipped; the rest still loads.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlparse
 
+import yaml
+
+from .settings import Settings
 from .text import normalize
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl")
@@ -67,38 +74,45 @@ class ArticleError(ValueError):
 
 # --------------------------------------------------------------------------- loading
 
+#: Default of ``RAG_MAX_ARTICLE_BYTES``: a file (a line of a ``.jsonl``) larger than this is refused.
+#: News articles are a few tens of KB; 5 MB leaves room for long ones and keeps a stray dump out.
+DEFAULT_MAX_ARTICLE_BYTES: int = Settings.max_article_bytes
+#: Deepest nesting of lists and mappings accepted in YAML front matter or a JSON line (articles
+#: are flat; the limit keeps deeply nested input from exhausting the parser's recursion).
+MAX_NESTING = 20
+#: Largest YAML front matter accepted, in characters (a handful of fields fit in a few hundred).
+MAX_FRONT_MATTER_CHARS = 64 * 1024
 
-def load_corpus(corpus_dir: Path) -> LoadResult:
+
+def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> LoadResult:
+    """Every article under ``corpus_dir``. Nothing in a file raises: each problem (encoding, YAML,
+    JSON, nesting, size, a symbolic link leaving the folder, …) is that file's (or JSONL line's)
+    :class:`LoadFailure`, and the other files still load.
+
+    Symbolic links: a link whose target lies inside the corpus folder is read like the file it
+    points to; one that leads outside (``passwd.txt -> /etc/passwd``) is refused. Linked folders
+    are never walked into (their files, when inside the corpus, are read where they are).
+    Hidden files and folders (``.name``) are skipped."""
     corpus_dir = Path(corpus_dir)
     result = LoadResult()
     if not corpus_dir.is_dir():
         result.failures.append(LoadFailure(str(corpus_dir), "corpus folder not found"))
         return result
+    root = Path(os.path.realpath(corpus_dir))
     seen: dict[str, str] = {}
-    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file()):
-        rel = path.relative_to(corpus_dir).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
-            continue
-        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+    for rel, path in _corpus_files(corpus_dir, root, result):
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
             result.ignored.append(rel)
             continue
         try:
-            raw = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            result.failures.append(LoadFailure(rel, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"))
+            items = _load_file(path, rel, root, max_article_bytes, result.failures)
+        except ArticleError as exc:
+            result.failures.append(LoadFailure(rel, str(exc)))
             continue
-        except OSError as exc:
-            result.failures.append(LoadFailure(rel, f"cannot be read ({exc.strerror or exc})"))
+        except Exception as exc:  # anything else in one file is that file's failure, never the corpus's
+            result.failures.append(LoadFailure(rel, f"cannot be loaded ({_describe(exc)})"))
             continue
-        if path.suffix.lower() == ".jsonl":
-            items = _parse_jsonl(raw, rel, result.failures)
-        else:
-            try:
-                parse = parse_markdown if path.suffix.lower() == ".md" else parse_txt
-                items = [parse(raw, doc_id=rel.rsplit(".", 1)[0], source_path=rel)]
-            except ArticleError as exc:
-                result.failures.append(LoadFailure(rel, str(exc)))
-                continue
         for article in items:
             if article.doc_id in seen:
                 result.failures.append(LoadFailure(
@@ -109,57 +123,262 @@ def load_corpus(corpus_dir: Path) -> LoadResult:
     return result
 
 
-def _parse_jsonl(raw: str, rel: str, failures: list[LoadFailure]) -> list[Article]:
-    articles = []
-    for number, line in enumerate(raw.split("\n"), start=1):
-        if not line.strip():
+def _corpus_files(corpus_dir: Path, root: Path, result: LoadResult) -> list[tuple[str, Path]]:
+    """``(path relative to the corpus, path)`` of every non-hidden file, in path order; refused
+    folder links and unreadable folders go to ``result.failures``."""
+    found: list[tuple[tuple[str, ...], Path]] = []
+
+    def unreadable(error: OSError) -> None:
+        rel = Path(error.filename).relative_to(corpus_dir).as_posix() if error.filename else str(corpus_dir)
+        result.failures.append(LoadFailure(rel, f"folder cannot be read ({error.strerror or error})"))
+
+    for folder, dirs, files in os.walk(corpus_dir, onerror=unreadable):  # never follows linked folders
+        base = Path(folder)
+        for name in list(dirs):
+            if name.startswith("."):
+                dirs.remove(name)
+            elif (base / name).is_symlink():
+                if not _inside(root, os.path.realpath(base / name)):
+                    rel = (base / name).relative_to(corpus_dir).as_posix()
+                    result.failures.append(LoadFailure(rel, "symbolic link to a folder outside the corpus "
+                                                            "folder: refused"))
+        for name in files:
+            if name.startswith("."):
+                continue
+            rel = (base / name).relative_to(corpus_dir)
+            if not _is_utf8(rel.as_posix()):
+                shown = rel.as_posix().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                result.failures.append(LoadFailure(shown, "file name is not valid UTF-8: rename the file"))
+                continue
+            found.append((rel.parts, base / name))
+    return [("/".join(parts), path) for parts, path in sorted(found, key=lambda item: item[0])]
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # os.walk gives undecodable bytes of a name as lone surrogates
+        return False
+
+
+def _inside(root: Path, real: str) -> bool:
+    return Path(real) == root or Path(real).is_relative_to(root)
+
+
+def _load_file(path: Path, rel: str, root: Path, limit: int, failures: list[LoadFailure]) -> list[Article]:
+    with _open_article_file(path, root, limit) as handle:
+        if path.suffix.lower() == ".jsonl":
+            return _parse_jsonl(handle, rel, limit, failures)
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # the file grew since it was measured
+        raise ArticleError(_too_large(len(data), limit, "file"))
+    raw = _decode(data.removeprefix(b"\xef\xbb\xbf"))
+    parse = parse_markdown if path.suffix.lower() == ".md" else parse_txt
+    return [parse(raw, doc_id=rel.rsplit(".", 1)[0], source_path=rel)]
+
+
+@contextlib.contextmanager
+def _open_article_file(path: Path, root: Path, limit: int) -> Iterator:
+    """``path`` opened for reading (binary) after checking that it is, or links to, a regular file
+    inside ``root`` no larger than ``limit`` bytes (JSONL files: any size, each line is checked)."""
+    link = path.is_symlink()
+    target = os.path.realpath(path)
+    if not _inside(root, target):
+        raise ArticleError("symbolic link leading outside the corpus folder: refused" if link else
+                           "outside the corpus folder: refused")
+    try:
+        # O_NOFOLLOW: the file cannot be swapped for a link after the check above; O_NONBLOCK: a
+        # named pipe does not hang the ingest (it is refused below as not a regular file).
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ArticleError("broken symbolic link" if link else "vanished while being read") from None
+    except OSError as exc:
+        raise ArticleError(f"cannot be read ({exc.strerror or exc})") from None
+    handle = os.fdopen(fd, "rb")
+    with handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ArticleError("not a regular file")
+        opened = _opened_path(fd)
+        if opened is not None and not _inside(root, opened):  # a folder on the way was swapped for a link
+            raise ArticleError("outside the corpus folder: refused")
+        if path.suffix.lower() != ".jsonl" and info.st_size > limit:
+            raise ArticleError(_too_large(info.st_size, limit, "file"))
+        os.set_blocking(fd, True)
+        yield handle
+
+
+def _opened_path(fd: int) -> str | None:
+    """Where an open file really is (Linux), or None when the system does not tell."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _too_large(size: int, limit: int, what: str) -> str:
+    return (f"{what} too large: {size:,} bytes, more than the limit of {limit:,} "
+            f"(RAG_MAX_ARTICLE_BYTES)")
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArticleError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    message = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _lines(handle, limit: int) -> Iterator[tuple[int, bytes | int]]:
+    """``(line number, bytes)`` of a binary file, reading at most ``limit`` bytes of a line at a
+    time; a longer line is skipped and comes as its size (an ``int``), so memory stays bounded."""
+    number = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            size = len(line)
+            while line and not line.endswith(b"\n"):
+                line = handle.readline(1 << 20)
+                size += len(line)
+            yield number, size
             continue
+        yield number, line
+
+
+def _parse_jsonl(handle, rel: str, limit: int, failures: list[LoadFailure]) -> list[Article]:
+    articles = []
+    for number, line in _lines(handle, limit):
         where = f"{rel}:{number}"
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ArticleError("expected a JSON object")
-            text = record.get("text")
-            if not isinstance(text, str):
-                raise ArticleError("missing 'text'")
-            doc_id = str(record.get("id") or record.get("url") or _short_hash(record.get("title") or text))
-            articles.append(_build(
-                title=record.get("title"), body=text, doc_id=f"{rel.rsplit('.', 1)[0]}/{doc_id}",
-                source_path=where, url=record.get("url"), outlet=record.get("source") or record.get("outlet"),
-                date=record.get("date"), author=record.get("author"),
-            ))
-        except json.JSONDecodeError as exc:
-            failures.append(LoadFailure(where, f"invalid JSON ({exc.msg})"))
+            if isinstance(line, int):
+                raise ArticleError(_too_large(line, limit, "line"))
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")
+            text_line = _decode(line)
+            if not text_line.strip():
+                continue
+            articles.append(_jsonl_article(text_line, rel, where))
         except ArticleError as exc:
             failures.append(LoadFailure(where, str(exc)))
+        except Exception as exc:  # one line's problem, never the file's
+            failures.append(LoadFailure(where, f"cannot be loaded ({_describe(exc)})"))
     return articles
+
+
+def _jsonl_article(line: str, rel: str, where: str) -> Article:
+    depth = json_depth(line)
+    if depth > MAX_NESTING:
+        raise ArticleError(f"nested too deeply ({depth} levels of lists or objects; at most {MAX_NESTING})")
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ArticleError(f"invalid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise ArticleError("expected a JSON object")
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise ArticleError("missing 'text'")
+    key = _field(record, "id") or _field(record, "url") or _short_hash(_field(record, "title") or text)
+    return _build(
+        title=_field(record, "title"), body=text, doc_id=f"{rel.rsplit('.', 1)[0]}/{key}", source_path=where,
+        url=_field(record, "url"), outlet=_field(record, "source") or _field(record, "outlet"),
+        date=_field(record, "date"), author=_field(record, "author"))
+
+
+# A JSON string, escapes included (the "unrolled loop": linear, even when the string is unterminated).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply the lists and objects of a JSON text nest, counted without parsing it (so without
+    recursion): brackets outside strings. Malformed JSON may count high; it fails to parse anyway."""
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
 
 
-def parse_markdown(raw: str, doc_id: str, source_path: str = "") -> Article:
-    import yaml  # light, but only needed for Markdown
+class FrontMatterLoader(yaml.SafeLoader):
+    """YAML for front matter: the safe subset, without anchors and aliases (an alias bomb cannot
+    grow), nested at most :data:`MAX_NESTING` levels (no recursion blow-up), and with dates kept
+    as text, so a date like ``2023-02-30`` is this file's error, reported by :func:`_as_date`."""
 
-    raw = normalize(raw)
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise ArticleError(f"YAML anchors and aliases (&, *) are not allowed in front matter "
+                               f"(its line {event.start_mark.line + 1})")
+        if self._depth >= MAX_NESTING:
+            raise ArticleError(f"front matter nested too deeply (more than {MAX_NESTING} levels)")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+FrontMatterLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+def parse_front_matter(text: str) -> dict:
+    """The fields of YAML front matter (without its ``---`` lines); :class:`ArticleError` when it is
+    not a mapping or not acceptable YAML."""
+    if len(text) > MAX_FRONT_MATTER_CHARS:
+        raise ArticleError(f"front matter too large ({len(text):,} characters; at most {MAX_FRONT_MATTER_CHARS:,})")
+    try:
+        meta = yaml.load(text, Loader=FrontMatterLoader)
+    except yaml.YAMLError as exc:
+        raise ArticleError(f"invalid YAML front matter ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise ArticleError("front matter nested too deeply") from None
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise ArticleError("front matter must be a mapping of fields")
+    return meta
+
+
+def parse_markdown(raw: str, doc_id: str, source_path: str = "") -> Article:
+    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     meta: dict = {}
     match = _FRONT_MATTER.match(raw)
-    if match:
-        try:
-            meta = yaml.safe_load(match.group(1)) or {}
-        except yaml.YAMLError as exc:
-            raise ArticleError(f"invalid YAML front matter ({str(exc).splitlines()[0]})") from None
-        if not isinstance(meta, dict):
-            raise ArticleError("front matter must be a mapping of fields")
+    if match:  # parsed before normalising, which would strip the indentation YAML relies on
+        meta = parse_front_matter(match.group(1))
         raw = raw[match.end():]
-    title = meta.get("title")
+    raw = normalize(raw)
+    title = _field(meta, "title")
     heading = re.match(r"\s*#\s+(.+)\n", raw)
     if heading:
         title = title or heading.group(1)
         raw = raw[heading.end():]
-    return _build(title=title, body=raw, doc_id=doc_id, source_path=source_path, url=meta.get("url"),
-                  outlet=meta.get("source") or meta.get("outlet"), date=meta.get("date"),
-                  author=meta.get("author"))
+    return _build(title=title, body=raw, doc_id=doc_id, source_path=source_path, url=_field(meta, "url"),
+                  outlet=_field(meta, "source") or _field(meta, "outlet"), date=_field(meta, "date"),
+                  author=_field(meta, "author"))
+
+
+def _field(record: dict, name: str):
+    """A metadata field: text, a number or nothing; a list or mapping is an error."""
+    value = record.get(name)
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    raise ArticleError(f"field {name!r} must be text, not {type(value).__name__}")
 
 
 def parse_txt(raw: str, doc_id: str, source_path: str = "") -> Article:
@@ -290,13 +509,27 @@ def _as_date(value) -> str:
         return value.isoformat()
     found = _find_date([str(value)])
     if not found:
-        raise ArticleError(f"unreadable date {value!r} (use yyyy-mm-dd)")
+        raise ArticleError(f"unreadable date {str(value)[:40]!r} (use a real date, yyyy-mm-dd)")
     return found
+
+
+# Control characters (NUL, escape sequences, …) never belong in an article; tab and line ends do.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean_text(value) -> str:
+    text = _CONTROL.sub("", str(value or ""))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON escape like "\ud800"
+        raise ArticleError("text holds characters that are not valid Unicode (lone surrogates)") from None
+    return text
 
 
 def _build(*, title, body: str, doc_id: str, source_path: str, url=None, outlet=None, date=None,
            author=None) -> Article:
-    title = normalize(str(title or "")).strip()
+    title, body, doc_id, url, outlet, author = map(_clean_text, (title, body, doc_id, url, outlet, author))
+    title = normalize(title).strip()
     if not title:
         raise ArticleError("no title")
     text = clean_body(body, title)
@@ -309,5 +542,5 @@ def _build(*, title, body: str, doc_id: str, source_path: str, url=None, outlet=
     )
 
 
-def _short_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+def _short_hash(text) -> str:
+    return hashlib.sha1(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:12]

@@ -29,7 +29,9 @@ import os
 import shutil
 import sqlite3
 import sys
+import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -62,8 +64,24 @@ class IndexMismatchError(StoreError):
     pass
 
 
-class CorpusMissingError(StoreError):
+class ReadOnlyStoreError(StoreError):
+    """The store folder may not be written by this process: the index in place can only be read."""
+
+
+class CorpusError(StoreError):
+    """The corpus folder cannot refresh the index (missing, or nothing in it to index)."""
+
+
+class CorpusMissingError(CorpusError):
     pass
+
+
+class EmptyCorpusError(CorpusError):
+    """Indexing the corpus would leave an empty index, and that was not asked for."""
+
+    def __init__(self, message: str, failed: list[LoadFailure]) -> None:
+        super().__init__(message)
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -155,6 +173,15 @@ class Store:
                 log("Another ingest is running on this store; waiting for it to finish…")
                 fcntl.flock(handle, fcntl.LOCK_EX)
             yield  # the OS releases the lock if this process dies
+
+    def writable(self) -> bool:
+        """Whether this process may write the store folder (create it, when it does not exist yet)."""
+        path = self.root
+        while not path.exists():
+            if path.parent == path:
+                return False
+            path = path.parent
+        return os.access(path, os.W_OK | os.X_OK)
 
     def next_generation_name(self) -> str:
         numbers = [int(p.name[4:]) for p in self.root.glob("gen-*") if p.name[4:].isdigit()]
@@ -278,13 +305,21 @@ def _check_embedder(manifest: dict, embeddings, store: Path) -> None:
             f"Run `rag ingest --rebuild` to re-embed the corpus with the configured embedder.")
 
 
-def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: bool = True,
-           log: Callable[[str], None] | None = None) -> IngestReport:
-    """Bring the index in ``settings.store_dir`` in line with ``settings.corpus_dir``."""
+def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty: bool = False,
+           progress: bool = True, log: Callable[[str], None] | None = None) -> IngestReport:
+    """Bring the index in ``settings.store_dir`` in line with ``settings.corpus_dir``.
+
+    A corpus without a single article does not empty an index (or build an empty one) unless
+    ``allow_empty``: :class:`EmptyCorpusError`, and the index in place stays as it is."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.perf_counter()
     store = Store(settings.store_dir)
     report = IngestReport()
+    if not store.writable():
+        raise ReadOnlyStoreError(
+            f"The index folder {store.root} is read-only for this process: the index cannot be "
+            f"{'updated' if store.current() is not None else 'built'}. Run `rag ingest` as a user who may "
+            f"write it (an index in place can still be served).")
     with store.lock(log):
         current = store.current()
         store.remove_stale(keep=_kept_generations(store, current))
@@ -294,8 +329,10 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
         old_articles: dict = old["articles"] if old else {}
 
         if not Path(settings.corpus_dir).is_dir():
-            raise CorpusMissingError(f"Corpus folder not found: {settings.corpus_dir}")
-        loaded = load_corpus(settings.corpus_dir)
+            raise CorpusMissingError(
+                f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl) "
+                f"there, or point --corpus / RAG_CORPUS_DIR at their folder.")
+        loaded = load_corpus(settings.corpus_dir, settings.max_article_bytes)
         report.failed, report.ignored = loaded.failures, loaded.ignored
         chunker = f"{CHUNKER_VERSION}:{settings.chunk_words}"
 
@@ -324,6 +361,9 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
                 new_articles[doc_id] = entry
             else:
                 report.removed.append(doc_id)
+        if not new_articles and not allow_empty and (old_articles or old is None):
+            raise EmptyCorpusError(_empty_corpus_message(settings, loaded.failures, len(old_articles)),
+                                   loaded.failures)
 
         old_ids = {cid for entry in old_articles.values() for cid in entry["chunks"]}
         live_ids = {cid for entry in new_articles.values() for cid in entry["chunks"]}
@@ -355,7 +395,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
         name = store.next_generation_name()
         staged = store.root / f".staging-{name}"
         if current is not None and old is not None:
-            shutil.copytree(current, staged)
+            _copy_files(current, staged)  # writable even where the live generation's files are not
         else:
             staged.mkdir(parents=True)
         client = _client(staged / "chroma")
@@ -409,6 +449,15 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, progress: b
         return report
 
 
+def _empty_corpus_message(settings: Settings, failures: list[LoadFailure], indexed: int) -> str:
+    found = (f"No article in {settings.corpus_dir} could be loaded ({len(failures)} failed)" if failures else
+             f"The corpus folder {settings.corpus_dir} holds no articles (.txt, .md, .jsonl)")
+    if indexed:
+        return (f"{found}: indexing it would remove all {indexed} articles from the index. The index is "
+                f"unchanged; run `rag ingest --allow-empty` to empty it.")
+    return f"{found}: there is nothing to index. Add articles, or run `rag ingest --allow-empty` to build an empty index."
+
+
 def _sentence_metadata(chunk: Chunk) -> dict:
     """A sentence's passage, and what filters need (article, outlet, date)."""
     meta = chunk.metadata()
@@ -420,15 +469,31 @@ def _mean_vector(vectors: dict[str, np.ndarray], sentence_ids: list[str]) -> np.
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
-def ensure_index(settings: Settings, embeddings, *, refresh: bool = False,
+def ensure_index(settings: Settings, embeddings, *, refresh: bool = False, keep_serving: bool = False,
                  log: Callable[[str], None] | None = None) -> IngestReport | None:
-    """Build the index when it is missing; with ``refresh``, also bring it up to date."""
+    """Build the index when it is missing; with ``refresh``, also bring it up to date.
+
+    An index in a read-only store is left as it is (a note says so). With ``keep_serving`` (the
+    chat), an index in place also stays in use when the corpus cannot refresh it (its folder is
+    missing or holds no articles): a warning says why, and nothing is lost."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    if not refresh and Store(settings.store_dir).current() is not None:
+    store = Store(settings.store_dir)
+    current = store.current()
+    if current is not None and not refresh:
         return None
-    if Store(settings.store_dir).current() is None:
+    if current is not None and not store.writable():
+        log(f"note: the index folder {store.root} is read-only for this process: the index in place "
+            f"({current.name}) is used as it is, not refreshed from {settings.corpus_dir}")
+        return None
+    if current is None:
         log(f"No index in {settings.store_dir} yet: building it from {settings.corpus_dir}…")
-    report = ingest(settings, embeddings, log=log)
+    try:
+        report = ingest(settings, embeddings, log=log)
+    except CorpusError as exc:
+        if not keep_serving or current is None:
+            raise
+        log(f"warning: the index was not refreshed: {exc}")
+        return None
     log(report.summary())
     return report
 
@@ -482,11 +547,23 @@ def _hit(chunk_id: str, text: str, meta: dict, score: float) -> Hit:
 class VectorIndex:
     """The live generation, opened for search."""
 
-    def __init__(self, path: Path, manifest: dict, embeddings) -> None:
+    def __init__(self, path: Path, manifest: dict, embeddings,
+                 log: Callable[[str], None] | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.embeddings = embeddings
-        self._client = _client(path / "chroma")
+        chroma = path / "chroma"
+        #: True when the generation may not be written by this process (a read-only store): Chroma
+        #: writes to its database even to read it, so a private copy of it is opened instead.
+        self.read_only = not _writable_tree(chroma)
+        self._cleanup = None
+        if self.read_only:
+            copy = Path(tempfile.mkdtemp(prefix="rag-index-"))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, copy, True)
+            chroma = _copy_files(chroma, copy / "chroma")
+            (log or _stderr)(f"note: the index {path} is read-only for this process: it is served from a "
+                             f"private copy ({copy}) and cannot be updated")
+        self._client = _client(chroma)
         self._collection = _collection(self._client, COLLECTION)
         self._sentences = _collection(self._client, SENTENCES)
         # A published generation never changes, so its sizes are read once.
@@ -494,7 +571,7 @@ class VectorIndex:
         self.lexical = LexicalIndex.load(path / _LEXICAL)
 
     @classmethod
-    def open(cls, settings: Settings, embeddings) -> "VectorIndex":
+    def open(cls, settings: Settings, embeddings, log: Callable[[str], None] | None = None) -> "VectorIndex":
         store = Store(settings.store_dir)
         current = store.current()
         if current is None:
@@ -502,7 +579,7 @@ class VectorIndex:
                                     f"{settings.corpus_dir}.")
         manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
         _check_embedder(manifest, embeddings, store.root)
-        return cls(current, manifest, embeddings)
+        return cls(current, manifest, embeddings, log=log)
 
     def __len__(self) -> int:
         return self._count
@@ -579,3 +656,27 @@ class VectorIndex:
 
     def close(self) -> None:
         self._client.close()
+        if self._cleanup is not None:
+            self._cleanup()
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _writable_tree(path: Path) -> bool:
+    """Whether this process may write ``path`` and every folder and file in it."""
+    for folder, _, files in os.walk(path):
+        if not all(os.access(os.path.join(folder, name), os.W_OK) for name in [".", *files]):
+            return False
+    return True
+
+
+def _copy_files(source: Path, target: Path) -> Path:
+    """A writable copy of a folder tree (contents only: a read-only source's modes are not kept)."""
+    for folder, _, files in os.walk(source):
+        here = target / Path(folder).relative_to(source)
+        here.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            shutil.copyfile(os.path.join(folder, name), here / name)
+    return target

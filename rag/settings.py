@@ -76,6 +76,10 @@ class Settings:
     #: Port of the demo intranet page that shows the widget (``rag serve --demo-port``); 0: none.
     #: ``RAG_DEMO_PORT``.
     demo_port: int = 0
+    #: Largest article file read from the corpus, in bytes (for ``.jsonl``: the largest line); a
+    #: larger one is reported as ``FAILED file: … too large`` with its size and skipped.
+    #: ``RAG_MAX_ARTICLE_BYTES``.
+    max_article_bytes: int = 5_000_000
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
