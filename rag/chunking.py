@@ -18,7 +18,7 @@ from .corpus import Article
 from .text import split_sentences, words
 
 # Bump when the chunking rules change, so ingestion re-chunks every article.
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 # Hard cap for one passage, in words: about 350 e5 tokens, safely under the model's 512.
 MAX_WORDS = 300
 

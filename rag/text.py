@@ -66,7 +66,11 @@ def split_sentences(paragraph: str) -> list[str]:
     sentences: list[str] = []
     start = 0
     for match in _BOUNDARY.finditer(paragraph):
-        if not _starts_sentence(paragraph[match.end():match.end() + 3]):
+        following = paragraph[match.end():match.end() + 3]
+        # Lower-cased text ("… năm 1871 . đức trở thành …") has no capital to mark the next
+        # sentence: a full stop, ? or ! before a word still ends one (… is often mid-sentence).
+        if not _starts_sentence(following) and not (
+                following[:1].isalpha() and paragraph[match.start() - 1] in ".!?"):
             continue
         candidate = paragraph[start:match.start()].rstrip()
         last_word = candidate.rstrip(".").rsplit(" ", 1)[-1].lower()
