@@ -64,6 +64,15 @@ class Settings:
     #: Port of the demo intranet page that shows the widget (``rag serve --demo-port``); 0: none.
     #: ``RAG_DEMO_PORT``.
     demo_port: int = 0
+    #: Host names the server answers to (the ``Host`` header), comma-separated
+    #: (``chat.intranet.vn,10.0.0.5``; ``*.intranet.vn`` a domain's names; ``*`` any). Empty: the
+    #: bind address, ``localhost``, ``127.0.0.1`` and ``[::1]``, or any host when bound to a
+    #: wildcard (``0.0.0.0``, with a warning). Stops DNS rebinding. ``RAG_ALLOWED_HOSTS``.
+    allowed_hosts: str = ""
+    #: Reverse proxies whose ``X-Forwarded-For`` is believed, comma-separated addresses or CIDRs
+    #: (``127.0.0.1,10.0.0.0/24``). Empty: none; the client is the connection's address.
+    #: ``RAG_TRUSTED_PROXIES``.
+    trusted_proxies: str = ""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":

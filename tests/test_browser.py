@@ -305,8 +305,12 @@ def test_widget_token_and_rate_limit_as_users_see_them(site, context):
             limited = ask_widget(frame, CUBA_QUESTION).inner_text()
             assert limited.startswith("Bạn đã gửi quá nhiều câu hỏi trong thời gian ngắn. Vui lòng thử lại sau")
 
+            # The chat, opened with the token: the gate refuses the question; Gradio shows why.
             chat = context.new_page()
-            chat.goto(server.url + "/")
-            assert "Bạn đã gửi quá nhiều câu hỏi" in ask_chat(chat, CUBA_QUESTION).inner_text()
+            chat.goto(server.url + "/?token=" + token)
+            chat.locator("#question textarea").fill(CUBA_QUESTION)
+            chat.locator("#question textarea").press("Enter")
+            chat.get_by_text("Bạn đã gửi quá nhiều câu hỏi trong thời gian ngắn. Vui lòng thử lại sau").wait_for()
+            assert chat.locator("#chat .message.bot").count() == 0  # nothing asked, nothing kept
     finally:
         demo.close()
