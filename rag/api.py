@@ -166,7 +166,11 @@ class RateLimiter:
 def parse_hosts(value: str, bind_host: str) -> tuple[str, ...]:
     """``RAG_ALLOWED_HOSTS`` as lower-case host names (IPv6 in brackets, no port), ``("*",)`` for
     any. Empty: the bind address and the loopback names; any host when bound to a wildcard."""
-    hosts = [normal_host(item) for item in value.split(",") if item.strip()]
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if any("/" in item for item in items):
+        raise ValueError(f"Invalid RAG_ALLOWED_HOSTS {value!r}: use host names or addresses without scheme "
+                         "or path, e.g. chat.intranet.vn,10.0.0.5")
+    hosts = [normal_host(item) for item in items]
     if "*" in hosts or (not hosts and bind_host in ("", "0.0.0.0", "::")):
         return ("*",)
     if not hosts:
