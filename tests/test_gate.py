@@ -45,6 +45,14 @@ def test_forwarded_for_counts_only_from_trusted_proxies_and_its_right_most_untru
         parse_proxies("proxy.intranet.vn")
 
 
+def test_gate_settings_come_from_the_environment():
+    from rag.settings import Settings
+
+    settings = Settings.load(environ={"RAG_ALLOWED_HOSTS": "chat.intranet.vn", "RAG_TRUSTED_PROXIES": "10.0.0.1"})
+    assert (settings.allowed_hosts, settings.trusted_proxies) == ("chat.intranet.vn", "10.0.0.1")
+    assert Settings.load(environ={}).trusted_proxies == ""  # no proxy is believed by default
+
+
 def test_credentials_are_told_apart():
     now = 1_700_000_000
     assert credential_kind(KEY, KEY, now, 600) == "key"
