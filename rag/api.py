@@ -294,11 +294,12 @@ class Gate:
     """ASGI middleware in front of every route: the one place where the rules of
     :data:`ROUTE_RULES` are applied, in this order: the ``Host`` header is allowed; a request
     that changes something does not come from a page of another origin; the route is open
-    (else 404); the body is within :data:`MAX_BODY_BYTES` by its Content-Length; a charged route
-    or a wrong credential takes a unit of the client's rate limit (else 429); the key, a token or
-    the session cookie is there when ``RAG_API_KEY`` is set (else 401, or the key form for the
-    chat page); then the body is read, at most :data:`MAX_BODY_BYTES` (else 413), and handed on.
-    Every response gets ``nosniff`` and ``frame-ancestors``."""
+    (else 404); the body is within :data:`MAX_BODY_BYTES` by its Content-Length (else 413); a
+    wrong key or token takes a unit of the client's rate limit (429 once it is spent); the key, a
+    token or the session cookie is there when ``RAG_API_KEY`` is set (else 401, or the key form
+    for the chat page); a charged route takes a unit (else 429); then the body is read, at most
+    :data:`MAX_BODY_BYTES` (else 413), and handed on. Every response gets ``nosniff`` and
+    ``frame-ancestors``."""
 
     def __init__(self, app, settings: Settings, limiter: RateLimiter, origins: tuple[str, ...]) -> None:
         self.app, self.limiter, self.origins = app, limiter, origins
@@ -313,7 +314,6 @@ class Gate:
         if scope["type"] != "http":  # websockets: nothing here uses them
             return await send({"type": "websocket.close", "code": 1008})
         headers = _headers(scope)
-        extra: list[tuple[bytes, bytes]] = []
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
@@ -321,11 +321,11 @@ class Gate:
                 added = [(b"x-content-type-options", b"nosniff")] if b"x-content-type-options" not in names else []
                 if b"content-security-policy" not in names:
                     added.append((b"content-security-policy", self.frame))
-                message = {**message, "headers": list(message.get("headers", [])) + added + extra}
+                message = {**message, "headers": list(message.get("headers", [])) + added}
             await send(message)
 
         try:
-            passed = self.check(scope, headers, extra)
+            passed = self.check(scope, headers)
         except Refusal as refusal:
             return await self.refuse(scope, headers, refusal, send_with_headers)
         if passed is not True:  # the gate's own answer (the session cookie from ?token=)
@@ -343,7 +343,7 @@ class Gate:
         peer = scope["client"][0] if scope.get("client") else "unknown"
         return client_of(peer, headers.get("x-forwarded-for", ""), self.proxies)
 
-    def check(self, scope, headers: dict[str, str], extra: list):
+    def check(self, scope, headers: dict[str, str]):
         """True when the request may go on; raises :class:`Refusal` otherwise."""
         method, path = scope["method"], scope["path"]
         host, origin = headers.get("host", ""), headers.get("origin", "")
@@ -646,6 +646,7 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
     from .retrieval import Filters
 
     allowed = parse_origins(settings.allowed_origins)
+    proxies = parse_proxies(settings.trusted_proxies)
     limiter = limiter or RateLimiter(settings.rate_limit)
     app = FastAPI(title="Hỏi đáp chuyến thăm — HTTP API", version="1",
                   description="Answers with numbered citations from the articles. See the README.",
@@ -740,7 +741,8 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
         typed = (parse_qs((await request.body()).decode("utf-8", "replace")).get("key") or [""])[0]
         if not hmac.compare_digest(typed.strip().encode(), settings.api_key.encode()):
             return HTMLResponse(ui.key_page(ui.KEY_WRONG), 401, headers=key_page_headers)
-        secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        secure = request.url.scheme == "https" or (request.headers.get("x-forwarded-proto") == "https" and _trusted(
+            request.client.host if request.client else "", proxies))
         token = sign_token(settings.api_key, int(time.time()) + settings.token_ttl)
         return RedirectResponse("/", 303, headers={"Set-Cookie": session_cookie(token, secure),
                                                    "Cache-Control": "no-store"})

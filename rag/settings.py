@@ -53,8 +53,9 @@ class Settings:
     #: (``https://intranet.example.vn,http://10.0.0.5:8080``; ``*`` allows any). Empty: the
     #: server's own origin only. ``RAG_ALLOWED_ORIGINS``.
     allowed_origins: str = ""
-    #: When set, ``/api/*`` needs ``Authorization: Bearer <key>`` or a short-lived token signed
-    #: with it (``POST /api/token``); the widget passes its token in ``data-token``. ``RAG_API_KEY``.
+    #: When set, the API and the chat need ``Authorization: Bearer <key>``, a short-lived token
+    #: signed with it (``POST /api/token``; the widget's ``data-token``) or the chat's session
+    #: cookie (set by its key form). ``RAG_API_KEY``.
     api_key: str = ""
     #: Lifetime of a signed token in seconds, and the longest lifetime accepted. ``RAG_TOKEN_TTL``.
     token_ttl: int = 3600
