@@ -4,9 +4,11 @@ Starts ``rag serve`` on a free loopback port, on a copy of ``corpus/`` in a temp
 (the index is built there on first run), with a random ``RAG_API_KEY`` (so every request passes
 the gate's key check) and no rate limit; or targets a running server with ``--url`` (and
 ``--key``, ``--pid`` for its memory). N clients in parallel threads each ask M questions (the
-chat's example questions, in turn) with ``POST /api/ask``. Prints requests per second, latency
-p50/p95, the error count and the server's resident memory before and after; exits 1 when any
-request failed. Timings are figures to read, not to assert.
+chat's example questions, in turn) with ``POST /api/ask``. ``--oversized K`` then sends K
+questions of 64 MiB (chunked, as issue 10's attack did) to the chat's queue, each of which must be
+refused (413). Prints requests per second, latency p50/p95, the error count and the server's
+resident memory before and after; exits 1 when any request failed. Timings are figures to read,
+not to assert.
 """
 from __future__ import annotations
 
@@ -68,6 +70,36 @@ def ask(url: str, key: str, question: str, timeout: float = 120) -> tuple[int, f
     return status, time.perf_counter() - started
 
 
+def oversized(url: str, key: str, mib: int = 64) -> int:
+    """The status of one chunked POST of a ``mib`` MiB question to the chat's queue, sent in full
+    unless the server stops reading; 0 when the connection failed before an answer."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    chunk = b"x" * (1 << 20)
+    try:
+        connection.putrequest("POST", "/gradio_api/queue/join")
+        for name, value in {"Content-Type": "application/json", "Transfer-Encoding": "chunked",
+                            **({"Authorization": f"Bearer {key}"} if key else {})}.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        try:
+            for piece in [b'{"data": ["'] + [chunk] * mib + [b'", null], "fn_index": 0, "session_hash": "load"}']:
+                connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            connection.send(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed before the end: the answer is read below
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return 0
+    finally:
+        connection.close()
+
+
 def wait_ready(url: str, process: subprocess.Popen | None, deadline: float) -> None:
     while True:
         if process is not None and process.poll() is not None:
@@ -102,6 +134,8 @@ def main() -> int:
     parser.add_argument("--url", help="a running server (default: start one on loopback)")
     parser.add_argument("--key", default="", help="its RAG_API_KEY, with --url")
     parser.add_argument("--pid", type=int, help="its process id, with --url, for its memory")
+    parser.add_argument("--oversized", type=int, default=0, metavar="K",
+                        help="then send K questions of 64 MiB to the chat's queue (each must get 413)")
     parser.add_argument("--ready-timeout", type=float, default=600, help="seconds to wait for /healthz")
     args = parser.parse_args()
     if args.clients < 1 or args.questions < 1:
@@ -136,6 +170,8 @@ def main() -> int:
             thread.join()
         elapsed = time.perf_counter() - started
         rss_after = rss_mib(pid)
+        refused = [oversized(url, key) for _ in range(args.oversized)]
+        rss_last = rss_mib(pid)
     finally:
         if process is not None:
             process.terminate()
@@ -152,8 +188,12 @@ def main() -> int:
           f"in {elapsed:.1f} s: {len(results) / elapsed:.1f} req/s")
     print(f"latency ms: p50 {statistics.median(latencies):.0f}  p95 {percentile(latencies, 95):.0f}  "
           f"max {max(latencies):.0f}")
-    print(f"errors {len(errors)}" + (f" (statuses {sorted(set(errors))})" if errors else ""))
     print(f"server memory (RSS): before {rss_before}, after {rss_after}")
+    if args.oversized:
+        errors += [status for status in refused if status != 413]
+        print(f"{args.oversized} questions of 64 MiB to /gradio_api/queue/join: statuses {sorted(set(refused))}; "
+              f"server memory (RSS) after them {rss_last}")
+    print(f"errors {len(errors)}" + (f" (statuses {sorted(set(errors))})" if errors else ""))
     return 1 if errors else 0
 
 

@@ -25,11 +25,13 @@ LOAD = ROOT / "benchmarks" / "load.py"
 
 @pytest.mark.slow
 def test_load_script_serves_parallel_clients_without_an_error(isolated):
-    """`rag serve` on loopback, with a key, 2 clients x 3 questions: every answer arrives."""
-    result = subprocess.run([sys.executable, str(LOAD), "--clients", "2", "--questions", "3"],
+    """`rag serve` on loopback, with a key, 2 clients x 3 questions: every answer arrives; a
+    64 MiB question to the chat's queue is refused."""
+    result = subprocess.run([sys.executable, str(LOAD), "--clients", "2", "--questions", "3", "--oversized", "1"],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 clients x 3 questions = 6 requests" in result.stdout and "errors 0" in result.stdout
+    assert "1 questions of 64 MiB to /gradio_api/queue/join: statuses [413]" in result.stdout
     assert "req/s" in result.stdout and "latency ms: p50 " in result.stdout
     assert "server memory (RSS): before " in result.stdout and "n/a" not in result.stdout
 
