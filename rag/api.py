@@ -2,8 +2,9 @@
 
 Routes: ``/`` the chat (rag.ui), ``POST /api/ask`` the ``Answer`` as JSON, ``POST /api/ask/stream``
 the same as server-sent events, ``POST /api/feedback`` a like or dislike, ``POST /api/token`` a
-short-lived widget token, ``/widget.js`` and ``/embed`` the intranet widget, ``/healthz``, and the
-OpenAPI schema at ``/docs`` (Swagger UI served from this server, not a CDN).
+short-lived widget token, ``/widget.js`` and ``/embed`` the intranet widget, ``/auth`` the chat's
+key form (with ``RAG_API_KEY``), ``/healthz``, and the OpenAPI schema at ``/docs`` (Swagger UI
+served from this server, not a CDN).
 
 The server starts listening at once and loads (on first run: builds) the index in a thread;
 ``/healthz`` answers 503 until it is ready. The embedder and Chroma are shared by the request

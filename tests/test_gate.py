@@ -381,6 +381,12 @@ def test_every_route_of_the_app_and_of_gradio_passes_the_gate(locked):
     assert len([r for r in table if r[2]]) > 50  # Gradio's routes were found, not only ours
     assert ("POST", "/gradio_api/upload", True) in table and ("POST", "/api/ask", False) in table
     assert walk_violations(locked) == []
+    from servers import http
+
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", **BEARER}
+    for path in ("/", "/gradio_api/queue/data"):  # no WebSocket route: every upgrade is refused
+        assert http(locked.url, "GET", path, None, upgrade)[0] == 403
 
 
 @pytest.mark.slow
