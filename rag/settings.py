@@ -65,8 +65,9 @@ class Settings:
     #: (``https://intranet.example.vn,http://10.0.0.5:8080``; ``*`` allows any). Empty: the
     #: server's own origin only. ``RAG_ALLOWED_ORIGINS``.
     allowed_origins: str = ""
-    #: When set, ``/api/*`` needs ``Authorization: Bearer <key>`` or a short-lived token signed
-    #: with it (``POST /api/token``); the widget passes its token in ``data-token``. ``RAG_API_KEY``.
+    #: When set, the API and the chat need ``Authorization: Bearer <key>``, a short-lived token
+    #: signed with it (``POST /api/token``; the widget's ``data-token``) or the chat's session
+    #: cookie (set by its key form). ``RAG_API_KEY``.
     api_key: str = ""
     #: Lifetime of a signed token in seconds, and the longest lifetime accepted. ``RAG_TOKEN_TTL``.
     token_ttl: int = 3600
@@ -80,6 +81,15 @@ class Settings:
     #: larger one is reported as ``FAILED file: … too large`` with its size and skipped.
     #: ``RAG_MAX_ARTICLE_BYTES``.
     max_article_bytes: int = 5_000_000
+    #: Host names the server answers to (the ``Host`` header), comma-separated
+    #: (``chat.intranet.vn,10.0.0.5``; ``*.intranet.vn`` a domain's names; ``*`` any). Empty: the
+    #: bind address, ``localhost``, ``127.0.0.1`` and ``[::1]``, or any host when bound to a
+    #: wildcard (``0.0.0.0``, with a warning). Stops DNS rebinding. ``RAG_ALLOWED_HOSTS``.
+    allowed_hosts: str = ""
+    #: Reverse proxies whose ``X-Forwarded-For`` is believed, comma-separated addresses or CIDRs
+    #: (``127.0.0.1,10.0.0.0/24``). Empty: none; the client is the connection's address.
+    #: ``RAG_TRUSTED_PROXIES``.
+    trusted_proxies: str = ""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":

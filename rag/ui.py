@@ -6,7 +6,7 @@ highlighted (the closest passages, marked "related", when the articles do not an
 Corpus and user text is always escaped: it shows as text, never as HTML or Markdown. Works on an
 intranet: system fonts only (no web fonts), no analytics, no share button, no run history.
 """
-# No ``from __future__ import annotations``: Gradio reads the handlers' annotations (gr.Request,
+# No ``from __future__ import annotations``: Gradio reads the handlers' annotations (gr.SelectData,
 # gr.LikeData) to know what to pass, and gradio is imported inside build_blocks.
 import html
 import re
@@ -37,6 +37,12 @@ RATE_LIMITED = "Bạn đã gửi quá nhiều câu hỏi trong thời gian ngắ
 TOO_LONG = "Câu hỏi quá dài: tối đa {limit} ký tự."
 ANSWER_FAILED = "Đã có lỗi khi trả lời câu hỏi này. Vui lòng thử lại."
 THANKS = "Cảm ơn bạn đã góp ý!"
+MAX_CHAT_TURNS = 50  # turns a chat session keeps (and shows); older ones are dropped
+# The key form, when the server has RAG_API_KEY (rag.api's gate sends the chat page there).
+KEY_WRONG = "Mã truy cập không đúng. Vui lòng thử lại."
+KEY_EXPIRED = "Phiên làm việc đã hết hạn. Vui lòng nhập lại mã truy cập."
+KEY_TOKEN_WRONG = "Đường dẫn chứa mã không hợp lệ hoặc đã hết hạn. Vui lòng nhập mã truy cập."
+KEY_RATE_LIMITED = "Bạn đã thử quá nhiều lần trong thời gian ngắn. Vui lòng thử lại sau {seconds} giây."
 
 CSS = """
 .rag-sources h3 { margin: 0 0 .5rem; font-size: 1.05rem; }
@@ -156,12 +162,55 @@ def turn_at(turns: list[dict], index) -> dict | None:
     return turns[index // 2] if isinstance(index, int) and 0 <= index // 2 < len(turns) else None
 
 
+def key_page(message: str = "") -> str:
+    """The page that asks for the access key once (then the browser keeps a session cookie):
+    no script, system fonts, nothing loaded from elsewhere."""
+    error = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
+    return f"""<!doctype html>
+<html lang="vi">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>Nhập mã truy cập — {html.escape(TITLE)}</title>
+<style>
+body {{ margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
+  font-family: system-ui, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; background: #f3f4f6; color: #111827; }}
+main {{ background: #fff; padding: 2rem; border-radius: 12px; box-shadow: 0 4px 20px rgba(0,0,0,.08);
+  width: min(26rem, calc(100vw - 2rem)); box-sizing: border-box; }}
+h1 {{ font-size: 1.25rem; margin: 0 0 .5rem; }}
+p {{ margin: 0 0 1rem; line-height: 1.5; }}
+label {{ display: block; font-weight: 600; margin-bottom: .25rem; }}
+input {{ width: 100%; box-sizing: border-box; padding: .6rem; font: inherit; border: 1px solid #9ca3af; border-radius: 6px; }}
+button {{ margin-top: 1rem; width: 100%; padding: .6rem; font: inherit; font-weight: 600; color: #fff;
+  background: #b91c1c; border: 0; border-radius: 6px; cursor: pointer; }}
+.error {{ color: #b91c1c; font-weight: 600; }}
+</style>
+</head>
+<body>
+<main>
+<h1>{html.escape(TITLE)}</h1>
+<p>Trang hỏi đáp này cần mã truy cập. Hãy nhập mã do người quản trị cung cấp; trình duyệt sẽ ghi nhớ
+phiên làm việc cho đến khi bạn đóng trình duyệt hoặc phiên hết hạn.</p>
+{error}
+<form method="post" action="/auth">
+<label for="key">Mã truy cập</label>
+<input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Vào trang hỏi đáp</button>
+</form>
+</main>
+</body>
+</html>
+"""
+
+
 # --------------------------------------------------------------------------- the Gradio app
 
 
-def build_blocks(settings: Settings, service, limiter):
-    """The chat page; ``service`` supplies the answerer once the index is loaded, ``limiter``
-    is the rate limit shared with the HTTP API."""
+def build_blocks(settings: Settings, service):
+    """The chat page; ``service`` supplies the answerer once the index is loaded. rag.api's gate
+    guards it: the key, and the rate limit shared with the HTTP API (each question or rating
+    joins Gradio's queue, and each join counts)."""
     try:
         import gradio as gr
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -172,24 +221,25 @@ def build_blocks(settings: Settings, service, limiter):
 
     feedback = FeedbackStore.beside(settings.store_dir)
 
-    def refusal(question: str, client: str) -> str:
-        if len(question) > MAX_QUESTION_CHARS:
-            return TOO_LONG.format(limit=MAX_QUESTION_CHARS)
+    def refusal() -> str:
         if service.state == "failed":
             return FAILED.format(error=service.error)
-        if not service.ready:
-            return NOT_READY
-        wait = limiter.acquire(client)
-        return RATE_LIMITED.format(seconds=max(1, round(wait + 0.5))) if wait else ""
+        return "" if service.ready else NOT_READY
 
-    def respond(question: str, turns: list, request: gr.Request):
-        question = (question or "").strip()
+    def respond(question: str, turns: list):
+        question = question.strip() if isinstance(question, str) else ""
+        turns = turns if isinstance(turns, list) else []
         if not question:
             yield chat_messages(turns), gr.skip(), turns, ""
             return
-        notice = refusal(question, request.client.host if request and request.client else "unknown")
+        if len(question) > MAX_QUESTION_CHARS:
+            # Neither kept nor echoed back: a warning, and the chat as it was.
+            gr.Warning(TOO_LONG.format(limit=MAX_QUESTION_CHARS))
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        notice = refusal()
         if notice:
-            turns = turns + [{"question": question, "answer": None, "notice": notice}]
+            turns = (turns + [{"question": question, "answer": None, "notice": notice}])[-MAX_CHAT_TURNS:]
             yield chat_messages(turns), gr.skip(), turns, ""
             return
         history = [(t["question"], t["answer"].text) for t in turns if t.get("answer")]
@@ -204,21 +254,18 @@ def build_blocks(settings: Settings, service, limiter):
                     text += event.text
                     yield chat_messages(turns, (question, markdown_text(text) + " ▌")), gr.skip(), turns, gr.skip()
                 elif isinstance(event, Final):
-                    turns = turns + [{"question": question, "answer": event.answer}]
+                    turns = (turns + [{"question": question, "answer": event.answer}])[-MAX_CHAT_TURNS:]
                     yield chat_messages(turns), answer_panel(event.answer), turns, gr.skip()
         except Exception:
             import logging
 
             logging.getLogger(__name__).exception("answering failed")
-            turns = turns + [{"question": question, "answer": None, "notice": ANSWER_FAILED}]
+            turns = (turns + [{"question": question, "answer": None, "notice": ANSWER_FAILED}])[-MAX_CHAT_TURNS:]
             yield chat_messages(turns), gr.skip(), turns, gr.skip()
 
-    def rate(turns: list, data: gr.LikeData, request: gr.Request):
+    def rate(turns: list, data: gr.LikeData):
         turn = turn_at(turns, data.index)
         if turn is None or not turn.get("answer") or data.liked not in (True, False):
-            return
-        if limiter.acquire(request.client.host if request and request.client else "unknown"):
-            gr.Warning(RATE_LIMITED.format(seconds=60))
             return
         feedback.add(turn["question"], turn["answer"].as_dict(), LIKE if data.liked else DISLIKE)
         gr.Info(THANKS)
@@ -248,12 +295,15 @@ def build_blocks(settings: Settings, service, limiter):
         outputs = [chatbot, panel, turns, question]
         question.submit(respond, [question, turns], outputs, api_visibility="private", concurrency_limit=4,
                         show_progress="hidden")
-        chatbot.example_select(pick_example, None, question, queue=False).then(
+        chatbot.example_select(pick_example, None, question, queue=False, api_visibility="private").then(
             respond, [question, turns], outputs, api_visibility="private", concurrency_limit=4, show_progress="hidden")
         chatbot.like(rate, [turns], None, api_visibility="private")
         chatbot.select(show_sources, [turns], panel, api_visibility="private", queue=False)
         clear.click(lambda: ([], EMPTY_PANEL, [], ""), None, outputs, api_visibility="private", queue=False)
         chatbot.clear(lambda: (EMPTY_PANEL, []), None, [panel, turns], api_visibility="private", queue=False)
+    # Queued events (questions, ratings) only through the queue, whose joins the gate counts;
+    # never through /gradio_api/run/predict.
+    blocks.queue(api_open=False)
     return blocks
 
 

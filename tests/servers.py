@@ -32,13 +32,13 @@ class LiveServer:
     def __init__(self, settings, service, limiter=None, port: int | None = None) -> None:
         import uvicorn
 
-        from rag.api import create_app
+        from rag.api import create_app, uvicorn_config
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.service = service
-        app = create_app(settings.with_(port=self.port), service, limiter)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+        self.app = app = create_app(settings.with_(port=self.port), service, limiter)
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning",
                                                     timeout_graceful_shutdown=2))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -69,3 +69,78 @@ class DemoPage:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def http(url: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+         timeout: float = 60):
+    """One request with http.client (any Host or Content-Length header, as sent):
+    ``(status, headers with lower-case names, body bytes)``."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+class GradioSession:
+    """The chat's Gradio calls as its page makes them, over real HTTP: join the queue with an
+    event (``POST /gradio_api/queue/join``), then read the session's events
+    (``GET /gradio_api/queue/data``, server-sent events)."""
+
+    def __init__(self, url: str, headers: dict | None = None) -> None:
+        import json
+        import secrets
+
+        self.url, self.headers = url, headers or {}
+        self.session_hash = secrets.token_hex(5)
+        self.fn_index = {}
+        status, _, body = http(url, "GET", "/config", headers=self.headers)
+        if status == 200:
+            for dependency in json.loads(body)["dependencies"]:
+                self.fn_index.setdefault(dependency["api_name"], dependency["id"])
+
+    def join(self, fn_name: str, data: list, event_data=None, fn_index: int | None = None):
+        """``(status, body as JSON)`` of the join."""
+        import json
+
+        payload = {"data": data, "event_data": event_data, "session_hash": self.session_hash,
+                   "fn_index": self.fn_index[fn_name] if fn_index is None else fn_index, "trigger_id": None}
+        status, _, body = http(self.url, "POST", "/gradio_api/queue/join", json.dumps(payload).encode(),
+                               {"Content-Type": "application/json", **self.headers})
+        return status, json.loads(body)
+
+    def events(self, event_id: str) -> list[dict]:
+        """The messages of one event, up to ``process_completed``."""
+        import http.client
+        import json
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        messages = []
+        try:
+            connection.request("GET", f"/gradio_api/queue/data?session_hash={self.session_hash}",
+                               headers=self.headers)
+            response = connection.getresponse()
+            assert response.status == 200, (response.status, response.read())
+            for line in response:
+                if not line.startswith(b"data: "):
+                    continue
+                message = json.loads(line[6:])
+                if message.get("event_id") == event_id:
+                    messages.append(message)
+                    if message.get("msg") == "process_completed":
+                        return messages
+        finally:
+            connection.close()
+        return messages
+
+    def ask(self, question: str, fn_name: str = "respond") -> tuple[int, list[dict]]:
+        status, joined = self.join(fn_name, [question, None])
+        return status, (self.events(joined["event_id"]) if status == 200 else [joined])

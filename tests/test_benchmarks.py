@@ -18,3 +18,38 @@ def test_scale_benchmark_runs_and_a_reingest_embeds_nothing(isolated):
     assert "articles 12, passages " in result.stdout
     assert "re-ingest of the unchanged corpus" in result.stdout and ", 0 sentences embedded" in result.stdout
     assert "   total ms: p50 " in result.stdout and "(5 questions)" in result.stdout
+
+
+LOAD = ROOT / "benchmarks" / "load.py"
+
+
+@pytest.mark.slow
+def test_load_script_serves_parallel_clients_without_an_error(isolated):
+    """`rag serve` on loopback, with a key, 2 clients x 3 questions: every answer arrives; a
+    64 MiB question to the chat's queue is refused."""
+    result = subprocess.run([sys.executable, str(LOAD), "--clients", "2", "--questions", "3", "--oversized", "1"],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 clients x 3 questions = 6 requests" in result.stdout and "errors 0" in result.stdout
+    assert "1 questions of 64 MiB to /gradio_api/queue/join: statuses [413]" in result.stdout
+    assert "req/s" in result.stdout and "latency ms: p50 " in result.stdout
+    assert "server memory (RSS): before " in result.stdout and "n/a" not in result.stdout
+
+
+@pytest.mark.slow
+def test_load_script_fails_when_requests_fail(tmp_path, seed_store, e5):
+    """Against a server whose key it does not have, every request is refused: exit code 1."""
+    from servers import LiveServer, seed_settings
+
+    from rag.api import Service
+
+    settings = seed_settings(tmp_path, seed_store, api_key="s3cret-key", rate_limit=0)
+    service = Service(settings)
+    service.load(embeddings=e5)
+    try:
+        with LiveServer(settings, service) as server:
+            result = subprocess.run([sys.executable, str(LOAD), "--url", server.url, "--key", "wrong",
+                                     "--clients", "1", "--questions", "2"], capture_output=True, text=True, timeout=300)
+    finally:
+        service.close()
+    assert result.returncode == 1 and "errors 3 (statuses [401])" in result.stdout

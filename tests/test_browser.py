@@ -167,6 +167,35 @@ def test_chat_shows_html_from_articles_and_users_as_text(site, context):
     assert page.evaluate("window.__xss") is None
 
 
+def test_chat_with_a_key_asks_for_it_once_then_answers(site, context):
+    """RAG_API_KEY set: the chat asks for the key (a plain page, nothing loaded from elsewhere),
+    says when it is wrong, then keeps the session in an HttpOnly, SameSite=Strict cookie."""
+    from servers import LiveServer
+
+    settings = site["settings"].with_(api_key="s3cret-key")
+    with LiveServer(settings, site["server"].service) as server:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        assert page.url == server.url + "/auth"
+        assert "Trang hỏi đáp này cần mã truy cập" in page.locator("main").inner_text()
+        page.get_by_label("Mã truy cập").fill("không phải mã")
+        page.get_by_role("button", name="Vào trang hỏi đáp").click()
+        page.get_by_text("Mã truy cập không đúng. Vui lòng thử lại.").wait_for()
+        screenshot(page, "key-form.png")
+        page.get_by_label("Mã truy cập").fill("s3cret-key")
+        page.get_by_role("button", name="Vào trang hỏi đáp").click()
+        page.wait_for_url(server.url + "/")
+        assert ask_chat(page, CUBA_QUESTION).inner_text().startswith("Nguyễn Thị Tuyến.")
+        (cookie,) = [c for c in context.cookies() if c["name"] == "rag_session"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] == -1  # a session cookie
+        assert "s3cret-key" not in cookie["value"] and page.evaluate("document.cookie") == ""
+
+        again = context.new_page()  # the same browser session: the key is not asked again
+        again.goto(server.url + "/")
+        assert "2000 tấn gạo" in ask_chat(again, "Hà Nội tặng La Habana bao nhiêu tấn gạo?").inner_text()
+        assert origins_of(context.requested) == {server.url}
+
+
 # --------------------------------------------------------------------------- the widget
 
 
@@ -305,8 +334,12 @@ def test_widget_token_and_rate_limit_as_users_see_them(site, context):
             limited = ask_widget(frame, CUBA_QUESTION).inner_text()
             assert limited.startswith("Bạn đã gửi quá nhiều câu hỏi trong thời gian ngắn. Vui lòng thử lại sau")
 
+            # The chat, opened with the token: the gate refuses the question; Gradio shows why.
             chat = context.new_page()
-            chat.goto(server.url + "/")
-            assert "Bạn đã gửi quá nhiều câu hỏi" in ask_chat(chat, CUBA_QUESTION).inner_text()
+            chat.goto(server.url + "/?token=" + token)
+            chat.locator("#question textarea").fill(CUBA_QUESTION)
+            chat.locator("#question textarea").press("Enter")
+            chat.get_by_text("Bạn đã gửi quá nhiều câu hỏi trong thời gian ngắn. Vui lòng thử lại sau").wait_for()
+            assert chat.locator("#chat .message.bot").count() == 0  # nothing asked, nothing kept
     finally:
         demo.close()
