@@ -36,6 +36,10 @@ class Feedback:
     comment: str = ""
 
 
+class FeedbackUnavailable(RuntimeError):
+    """The ratings file cannot be written (a read-only index folder, a full disk, …)."""
+
+
 class FeedbackStore:
     """Ratings in one SQLite file; each call opens its own connection (safe across threads)."""
 
@@ -65,15 +69,18 @@ class FeedbackStore:
                 text.encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError("the rating holds text that is not valid Unicode (a lone surrogate)") from None
-        db = self._connect()
         try:
-            with db:
-                cursor = db.execute(
-                    "INSERT INTO feedback (created, rating, question, answer, comment) VALUES (?, ?, ?, ?, ?)",
-                    (created, rating, question, record, comment[:MAX_COMMENT]))
-            return int(cursor.lastrowid)
-        finally:
-            db.close()
+            db = self._connect()
+            try:
+                with db:
+                    cursor = db.execute(
+                        "INSERT INTO feedback (created, rating, question, answer, comment) VALUES (?, ?, ?, ?, ?)",
+                        (created, rating, question, record, comment[:MAX_COMMENT]))
+                return int(cursor.lastrowid)
+            finally:
+                db.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise FeedbackUnavailable(f"Ratings cannot be stored in {self.path}: {exc}") from None
 
     def entries(self, rating: int | None = None) -> list[Feedback]:
         """All ratings (or only likes / dislikes), oldest first; none when the file does not exist."""

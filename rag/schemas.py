@@ -136,7 +136,7 @@ class ErrorOut(BaseModel):
 ERRORS = {status: {"model": ErrorOut, "description": text} for status, text in {
     400: "malformed JSON", 401: "API key or token missing, wrong or expired", 403: "origin not allowed",
     413: "request body too large", 422: "invalid request (empty or too long question, bad filters)",
-    429: "rate limit reached: see Retry-After", 503: "the index is still loading (Retry-After) or failed"}.items()}
+    429: "rate limit reached: see Retry-After", 503: "the index is still loading (Retry-After) or failed; a rating that cannot be stored"}.items()}
 
 STREAM_DOC = ("Server-sent events: `sources` ({citations}), `delta` ({text}) as the answer is written, then "
               "`final` (the answer object, authoritative: render it in place of the deltas), or `error`.")

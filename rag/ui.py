@@ -9,6 +9,7 @@ intranet: system fonts only (no web fonts), no analytics, no share button, no ru
 # No ``from __future__ import annotations``: Gradio reads the handlers' annotations (gr.SelectData,
 # gr.LikeData) to know what to pass, and gradio is imported inside build_blocks.
 import html
+import logging
 import re
 from urllib.parse import urlsplit
 
@@ -37,6 +38,7 @@ RATE_LIMITED = "Bạn đã gửi quá nhiều câu hỏi trong thời gian ngắ
 TOO_LONG = "Câu hỏi quá dài: tối đa {limit} ký tự."
 ANSWER_FAILED = "Đã có lỗi khi trả lời câu hỏi này. Vui lòng thử lại."
 THANKS = "Cảm ơn bạn đã góp ý!"
+FEEDBACK_FAILED = "Không lưu được góp ý của bạn (máy chủ không ghi được dữ liệu). Câu trả lời không bị ảnh hưởng."
 MAX_CHAT_TURNS = 50  # turns a chat session keeps (and shows); older ones are dropped
 # The key form, when the server has RAG_API_KEY (rag.api's gate sends the chat page there).
 KEY_WRONG = "Mã truy cập không đúng. Vui lòng thử lại."
@@ -217,7 +219,7 @@ def build_blocks(settings: Settings, service):
         raise ImportError("The chat needs gradio: pip install 'gradio>=6'") from exc
 
     from .schemas import MAX_QUESTION_CHARS
-    from .feedback import DISLIKE, LIKE, FeedbackStore
+    from .feedback import DISLIKE, LIKE, FeedbackStore, FeedbackUnavailable
 
     feedback = FeedbackStore.beside(settings.store_dir)
 
@@ -257,8 +259,6 @@ def build_blocks(settings: Settings, service):
                     turns = (turns + [{"question": question, "answer": event.answer}])[-MAX_CHAT_TURNS:]
                     yield chat_messages(turns), answer_panel(event.answer), turns, gr.skip()
         except Exception:
-            import logging
-
             logging.getLogger(__name__).exception("answering failed")
             turns = (turns + [{"question": question, "answer": None, "notice": ANSWER_FAILED}])[-MAX_CHAT_TURNS:]
             yield chat_messages(turns), gr.skip(), turns, gr.skip()
@@ -267,7 +267,12 @@ def build_blocks(settings: Settings, service):
         turn = turn_at(turns, data.index)
         if turn is None or not turn.get("answer") or data.liked not in (True, False):
             return
-        feedback.add(turn["question"], turn["answer"].as_dict(), LIKE if data.liked else DISLIKE)
+        try:
+            feedback.add(turn["question"], turn["answer"].as_dict(), LIKE if data.liked else DISLIKE)
+        except FeedbackUnavailable as exc:
+            logging.getLogger(__name__).warning("%s", exc)
+            gr.Warning(FEEDBACK_FAILED)
+            return
         gr.Info(THANKS)
 
     def pick_example(data: gr.SelectData) -> str:

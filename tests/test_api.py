@@ -8,8 +8,9 @@ import urllib.request
 
 import pytest
 
-from rag.api import (RateLimiter, Serialized, authorized, frame_ancestors, origin_allowed, parse_origins,
-                     sign_token, verify_token)
+from rag.api import Serialized
+from rag.gate import (RateLimiter, authorized, frame_ancestors, origin_allowed, parse_origins, sign_token,
+                      verify_token)
 from rag.settings import Settings
 
 CUBA_QUESTION = "Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?"

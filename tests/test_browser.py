@@ -313,7 +313,7 @@ def test_widget_token_and_rate_limit_as_users_see_them(site, context):
 
     from servers import DemoPage, LiveServer, free_port
 
-    from rag.api import RateLimiter, sign_token
+    from rag.gate import RateLimiter, sign_token
 
     service = site["server"].service
     port = free_port()

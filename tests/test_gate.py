@@ -1,4 +1,4 @@
-"""The gate in front of every route (rag.api.Gate): the findings of issue 10, each replayed on
+"""The gate in front of every route (rag.gate.Gate): the findings of issue 10, each replayed on
 the real server on loopback over real HTTP, and a walk of the whole route table (the app's and
 the mounted Gradio app's) that fails when a route answers without passing the gate."""
 import json
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rag.api import (ROUTE_RULES, RateLimiter, client_of, credential_kind, host_allowed, parse_hosts,
+from rag.gate import (ROUTE_RULES, RateLimiter, client_of, credential_kind, host_allowed, parse_hosts,
                      parse_proxies, route_rule, sign_token)
 
 KEY = "s3cret-key"
@@ -296,7 +296,7 @@ def test_finding_9_requests_for_other_host_names_are_refused(service):
 # --------------------------------------------------------------------------- the route walk
 
 # Routes anyone may get when RAG_API_KEY is set: no data, needed before a key is at hand.
-# A route added here must be added to rag.api.ROUTE_RULES as public too, and the other way round.
+# A route added here must be added to rag.gate.ROUTE_RULES as public too, and the other way round.
 PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/widget.js"), ("GET", "/widget/{name}"), ("GET", "/embed"),
                  ("GET", "/docs"), ("GET", "/docs/{name}"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json"),
                  ("GET", "/auth"), ("POST", "/auth")}
@@ -395,11 +395,11 @@ def test_the_walk_catches_a_route_that_skips_the_gate(service, monkeypatch):
     opened in the rules without a reason, are both reported."""
     from servers import LiveServer
 
-    import rag.api as api
+    import rag.gate as gate
 
-    opened = api._COMPILED_RULES + ((("GET", "POST"), __import__("re").compile(r"/leak|/gradio_api/upload"),
-                                      api.Rule(api.PUBLIC)),)
-    monkeypatch.setattr(api, "_COMPILED_RULES", opened)
+    opened = gate._COMPILED_RULES + ((("GET", "POST"), __import__("re").compile(r"/leak|/gradio_api/upload"),
+                                       gate.Rule(gate.PUBLIC)),)
+    monkeypatch.setattr(gate, "_COMPILED_RULES", opened)
     with LiveServer(service.settings.with_(api_key=KEY), service) as server:
         @server.app.get("/leak")
         def leak():
