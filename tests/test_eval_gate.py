@@ -17,7 +17,7 @@ QUESTION_SET = ROOT / "evalsets" / "corpus.jsonl"
 
 # Measured with the extractive answerer (RAG_LLM=none), hybrid retrieval, e5-small-q4:
 # hit@1 98.9, hit@5 100, contains 91.5 (folded 91.5, with a cited passage holding the answer
-# 91.5), F1 53.7, EM 40.4, citation precision 80.0, cited 100, abstention precision 84.2 (16 of
+# 91.5), F1 53.3, EM 40.4, citation precision 78.9, cited 100, abstention precision 84.2 (16 of
 # 19), recall 100 (16 of 16).
 CORPUS_GATE = {
     "hit@1": 97.8,
@@ -27,7 +27,7 @@ CORPUS_GATE = {
     "contains_cited": 90.4,
     "f1": 52.6,
     "em": 39.3,
-    "citation_precision": 79.0,
+    "citation_precision": 77.9,
     "cited": 98.9,
     "abstain_precision": 79.0,
     "abstain_recall": 93.7,
@@ -67,10 +67,10 @@ def test_the_corpus_question_set_meets_the_ci_minimums(indexed, isolated):
 
 
 # The external benchmark, XQuAD-vi (240 paragraphs as articles, 1,190 questions): measured
-# nDCG@10 97.3–97.4 and `contains_cited` 85.0–85.2 (Chroma's near ties move one question between runs).
-# The minimums sit two questions under the lowest run.
+# nDCG@10 97.3–97.4 and `contains_cited` 85.5 (Chroma's near ties move a question or two between runs).
+# The minimums sit about five questions under.
 XQUAD = ROOT.parent / "shared" / "benchmarks" / "xquad.vi.json"
-XQUAD_GATE = {"ndcg@10": 97.0, "contains_cited": 84.8, "contains": 84.8}
+XQUAD_GATE = {"ndcg@10": 97.0, "contains_cited": 85.0, "contains": 85.0}
 
 
 @pytest.mark.slow
@@ -85,10 +85,11 @@ def test_xquad_vi_answers_meet_the_ci_minimums(isolated):
 
 
 # The development set, ViQuAD 1.0 dev (515 lower-cased Wikipedia paragraphs as articles, 2,285
-# questions): measured nDCG@10 88.7 and `contains` / `contains_cited` 68.1–68.2 (55.3 before
-# lower-cased text was split into sentences). The minimums sit about 15 questions under.
+# questions): measured nDCG@10 88.7 and `contains` / `contains_cited` 69.5 (55.3 before lower-cased
+# text was split into sentences, 68.1 before a third sentence within 0.2). The minimums sit about
+# 15 questions under.
 VIQUAD_DEV = ROOT.parent / "shared" / "benchmarks" / "viquad-dev.json"
-VIQUAD_DEV_GATE = {"ndcg@10": 88.0, "contains_cited": 67.5, "contains": 67.5}
+VIQUAD_DEV_GATE = {"ndcg@10": 88.0, "contains_cited": 68.9, "contains": 68.9}
 
 
 @pytest.mark.slow
