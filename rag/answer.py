@@ -173,6 +173,9 @@ class ExtractiveAnswerer:
 
     def _stream(self, question: str, said: str = "", follow_up: str = "") -> Iterator[Event]:
         """``said``: the previous answer, when ``question`` is the standalone form of ``follow_up``."""
+        if nothing_asked(question):
+            yield from not_found(question, (), {})
+            return
         started = time.perf_counter()
         retrieval = self.retriever.retrieve(question, k=self.top_k)
         retrieved = time.perf_counter()
@@ -190,11 +193,7 @@ class ExtractiveAnswerer:
         best = self._choose(question, [c for c in candidates if c not in repeated] + repeated)
         timings = {"retrieve": 1000 * (retrieved - started), "answer": 1000 * (time.perf_counter() - retrieved)}
         if best is None:
-            related = tuple(cite(n, hit, "") for n, hit in enumerate(retrieval.hits, start=1))
-            answer = Answer(question, NOT_FOUND, (), True, related=related, timings_ms=timings)
-            yield Sources(related)
-            yield TextDelta(answer.text)
-            yield Final(answer)
+            yield from not_found(question, retrieval.hits, timings)
             return
         short = short_answer(question_kind(question), best.sentence, question)
         lead = f"{short}. " if short else ""
@@ -338,6 +337,21 @@ class ExtractiveAnswerer:
                 if short_answer(kind, candidate.sentence, question):
                     return candidate
         return eligible[0]
+
+
+def nothing_asked(question: str) -> bool:
+    """A question without a word to look for ("?", "x", an emoji, "Ai?"): nothing in the articles
+    can answer it, and the passages a search would return are not related to it."""
+    return not any(len(term) >= 2 for term in content_terms(question))
+
+
+def not_found(question: str, hits: Sequence[Hit], timings: dict) -> Iterator[Event]:
+    """The events of "not found in the articles", with ``hits`` shown as related passages."""
+    related = tuple(cite(n, hit, "") for n, hit in enumerate(hits, start=1))
+    answer = Answer(question, NOT_FOUND, (), True, related=related, timings_ms=timings)
+    yield Sources(related)
+    yield TextDelta(answer.text)
+    yield Final(answer)
 
 
 def cite(n: int, hit: Hit, quote: str) -> Citation:

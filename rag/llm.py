@@ -22,7 +22,7 @@ import time
 from typing import Iterator, Sequence
 
 from .answer import (NOT_FOUND, Answer, Event, ExtractiveAnswerer, Final, Sources,
-                     TextDelta, cite, content_terms, standalone_question, with_history)
+                     TextDelta, cite, content_terms, not_found, nothing_asked, standalone_question, with_history)
 from .index import Hit
 from .retrieval import Retriever
 from .settings import Settings
@@ -99,6 +99,9 @@ class LLMAnswerer:
         return rewritten or standalone_question(question, history)
 
     def _stream(self, question: str) -> Iterator[Event]:
+        if nothing_asked(question):
+            yield from not_found(question, (), {"retrieve": 0.0, "generate": 0.0})
+            return
         started = time.perf_counter()
         hits = self.retriever.retrieve(question, k=self.top_k).hits
         timings = {"retrieve": 1000 * (time.perf_counter() - started), "generate": 0.0}
@@ -135,9 +138,7 @@ class LLMAnswerer:
         """The fallback's events but those of the types in ``drop``; its Final with our timings."""
         started = time.perf_counter()
         if self.fallback is None:
-            related = tuple(cite(n, hit, "") for n, hit in enumerate(hits, start=1))
-            events = [Sources(related), TextDelta(NOT_FOUND),
-                      Final(Answer(question, NOT_FOUND, (), True, related=related))]
+            events = not_found(question, hits, {})
         else:
             events = self.fallback.stream(question)
         for event in events:

@@ -213,6 +213,13 @@ def test_unanswerable_questions_abstain_and_show_related_passages(answerer, ques
     assert len(answer.related) >= 1 and [c.n for c in answer.related] == list(range(1, len(answer.related) + 1))
 
 
+@pytest.mark.parametrize("question", ["?", "x", "😀", "Ai?", "  ...  ", "là gì?"])
+def test_a_question_with_nothing_to_look_for_is_not_found_without_related_passages(answerer, question):
+    # It used to be answered with whatever the search returned for "?" (issue 11).
+    answer = answerer.answer(question)
+    assert answer.abstained and answer.text == NOT_FOUND and answer.citations == () and answer.related == ()
+
+
 def test_events_come_as_sources_text_then_final(answerer):
     events = list(answerer.stream("Hà Nội tặng La Habana bao nhiêu tấn gạo?"))
     assert [type(e) for e in events] == [Sources, TextDelta, Final]

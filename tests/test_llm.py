@@ -226,10 +226,12 @@ def test_a_failing_model_falls_back_with_a_warning(retriever, caplog):
     assert [type(e) for e in events] == [Sources, TextDelta, Final] and events[1].text == answer.text
 
 
-def test_an_empty_question_does_not_call_the_model(retriever):
+@pytest.mark.parametrize("question", ["   ", "?", "😀"])
+def test_an_empty_question_does_not_call_the_model(retriever, question):
     model = scripted()
-    events, answer = run(LLMAnswerer(retriever, model, top_k=4), "   ")
-    assert answer.abstained and answer.text == NOT_FOUND and model.prompts == []
+    model.prompts = []
+    events, answer = run(LLMAnswerer(retriever, model, top_k=4), question)
+    assert answer.abstained and answer.text == NOT_FOUND and model.prompts == [] and answer.related == ()
     assert [type(e) for e in events] == [Sources, TextDelta, Final]
     assert answer.timings_ms["generate"] == 0
 
