@@ -256,6 +256,25 @@ GRANULARITY = [
 
 @functools.lru_cache(maxsize=1024)  # asked again of the same sentences by gates and preferences
 def short_answer(kind: str, sentence: str, question: str) -> str:
+    """The number, date, person or place ``sentence`` gives for ``question`` ("" when none): a
+    whole phrase, never one that ends in a function word ("tượng đài … Hồ Chí Minh ở")."""
+    return _whole_phrase(_short_answer(kind, sentence, question))
+
+
+# Words that end no answer: a phrase cut after one of them is a fragment. With their diacritics:
+# folded, "tử" (in "hoàng tử") would be "từ".
+_FUNCTION_WORDS = set("ở tại của và với cho các những một được đã là có không thì mà trong về đến từ này đó "
+                      "như bằng theo hay hoặc rằng sẽ đang".split())
+
+
+def _whole_phrase(span: str) -> str:
+    tokens = span.split()
+    while tokens and tokens[-1].strip(".,;:").lower() in _FUNCTION_WORDS:
+        tokens.pop()
+    return " ".join(tokens) if any(t.lower() not in _FUNCTION_WORDS for t in tokens) else ""
+
+
+def _short_answer(kind: str, sentence: str, question: str) -> str:
     asked = set(content_terms(question))
     if kind == "date":
         found = [d.strip() for d in _DATE.findall(sentence)]

@@ -141,6 +141,10 @@ def test_short_answers():
     assert short_answer("person", leader, "Ai dẫn đầu đoàn Hà Nội?") == "Nguyễn Thị Tuyến"
     assert short_answer("person", "Gặp Phó Tổng Bí thư Đảng Cộng sản Peru Arturo Ayala.", "ai?") == "Arturo Ayala"
     assert short_answer("person", "Hai bên hội đàm.", "ai?") == ""
+    # Never a fragment: a phrase cut after a function word loses it ("… Hồ Chí Minh ở").
+    wreath = "Đoàn đặt vòng hoa tại tượng đài Chủ tịch Hồ Chí Minh ở thủ đô Buenos Aires."
+    assert short_answer("place", wreath, "Đoàn đặt vòng hoa ở đâu?") == "tượng đài Chủ tịch Hồ Chí Minh"
+    assert short_answer("place", "Họ đã gặp nhau ở đó.", "Họ gặp nhau ở đâu?") == ""
 
 
 def test_clip_keeps_the_clauses_with_the_question_words():
@@ -170,6 +174,7 @@ def answerer(indexed, e5):
     ("Who did the Hanoi delegation meet in Argentina?", "Victor Gorodeki Kot", ARGENTINA),
     ("Which Argentine communist leader did the Hanoi delegation meet?", "Victor Gorodeki Kot", ARGENTINA),
     ("Who led the Hanoi delegation to Cuba?", "Nguyễn Thị Tuyến", CUBA),
+    ("Ở Buenos Aires, đoàn đã đặt vòng hoa ở đâu?", "tượng đài Chủ tịch Hồ Chí Minh", ARGENTINA),
 ])
 def test_answers_put_the_fact_first_and_cite_the_passage_holding_it(answerer, question, short, doc_id):
     answer = answerer.answer(question)
