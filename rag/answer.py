@@ -174,7 +174,7 @@ class ExtractiveAnswerer:
     def _stream(self, question: str, said: str = "", follow_up: str = "") -> Iterator[Event]:
         """``said``: the previous answer, when ``question`` is the standalone form of ``follow_up``."""
         if nothing_asked(question):
-            yield from not_found(question, (), {})
+            yield from not_found(question, (), {"retrieve": 0.0, "answer": 0.0})
             return
         started = time.perf_counter()
         retrieval = self.retriever.retrieve(question, k=self.top_k)
