@@ -6,6 +6,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import SEED_CORPUS
@@ -24,6 +25,19 @@ def seed_settings(root: Path, seed_store: Path, **changes):
     shutil.copytree(SEED_CORPUS, root / "corpus")
     shutil.copytree(seed_store, root / "vectorstore")
     return Settings(corpus_dir=root / "corpus", store_dir=root / "vectorstore", **changes)
+
+
+@contextmanager
+def loaded_service(root: Path, seed_store: Path, embeddings, **changes):
+    """A ``rag.api.Service`` on a copy of the seed corpus and index under ``root``, loaded."""
+    from rag.api import Service
+
+    service = Service(seed_settings(root, seed_store, **changes))
+    service.load(embeddings=embeddings)
+    try:
+        yield service
+    finally:
+        service.close()
 
 
 class LiveServer:

@@ -166,16 +166,11 @@ def sse_events(text: str) -> list[tuple[str, dict]]:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, seed_store, e5):
     """A loaded service on a copy of the seed index, shared by the servers of this module."""
-    from servers import seed_settings
+    from servers import loaded_service
 
-    from rag.api import Service
-
-    settings = seed_settings(tmp_path_factory.mktemp("api"), seed_store, rate_limit=0,
-                             allowed_origins="http://intranet.test:8080")
-    service = Service(settings)
-    service.load(embeddings=e5)
-    yield service
-    service.close()
+    with loaded_service(tmp_path_factory.mktemp("api"), seed_store, e5, rate_limit=0,
+                        allowed_origins="http://intranet.test:8080") as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

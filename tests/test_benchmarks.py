@@ -39,17 +39,10 @@ def test_load_script_serves_parallel_clients_without_an_error(isolated):
 @pytest.mark.slow
 def test_load_script_fails_when_requests_fail(tmp_path, seed_store, e5):
     """Against a server whose key it does not have, every request is refused: exit code 1."""
-    from servers import LiveServer, seed_settings
+    from servers import LiveServer, loaded_service
 
-    from rag.api import Service
-
-    settings = seed_settings(tmp_path, seed_store, api_key="s3cret-key", rate_limit=0)
-    service = Service(settings)
-    service.load(embeddings=e5)
-    try:
-        with LiveServer(settings, service) as server:
-            result = subprocess.run([sys.executable, str(LOAD), "--url", server.url, "--key", "wrong",
-                                     "--clients", "1", "--questions", "2"], capture_output=True, text=True, timeout=300)
-    finally:
-        service.close()
+    with loaded_service(tmp_path, seed_store, e5, api_key="s3cret-key", rate_limit=0) as service, \
+            LiveServer(service.settings, service) as server:
+        result = subprocess.run([sys.executable, str(LOAD), "--url", server.url, "--key", "wrong",
+                                 "--clients", "1", "--questions", "2"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "errors 3 (statuses [401])" in result.stdout

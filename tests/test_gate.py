@@ -78,15 +78,10 @@ def test_routes_not_listed_are_refused():
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, seed_store, e5):
-    from servers import seed_settings
+    from servers import loaded_service
 
-    from rag.api import Service
-
-    settings = seed_settings(tmp_path_factory.mktemp("gate"), seed_store, rate_limit=0)
-    service = Service(settings)
-    service.load(embeddings=e5)
-    yield service
-    service.close()
+    with loaded_service(tmp_path_factory.mktemp("gate"), seed_store, e5, rate_limit=0) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

@@ -85,16 +85,11 @@ def test_the_store_refuses_text_that_is_not_unicode(tmp_path):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, seed_store, e5):
-    from servers import LiveServer, seed_settings
+    from servers import LiveServer, loaded_service
 
-    from rag.api import Service
-
-    settings = seed_settings(tmp_path_factory.mktemp("hostile"), seed_store, rate_limit=0)
-    service = Service(settings)
-    service.load(embeddings=e5)
-    with LiveServer(settings, service) as live:
+    with loaded_service(tmp_path_factory.mktemp("hostile"), seed_store, e5, rate_limit=0) as service, \
+            LiveServer(service.settings, service) as live:
         yield live
-    service.close()
 
 
 def post(url: str, raw: bytes):
@@ -160,22 +155,18 @@ def test_eval_takes_null_optional_fields_and_names_docs_the_index_lacks(indexed,
 def test_a_rating_that_cannot_be_stored_is_a_clear_503(tmp_path, seed_store, e5):
     """The ratings file beside the index cannot be opened (here a folder stands in its place;
     a read-only index folder does the same): the API says so in its error shape, never a 500."""
-    from servers import LiveServer, seed_settings
+    from servers import LiveServer, loaded_service
 
-    from rag.api import Service
     from rag.feedback import FILE_NAME, FeedbackUnavailable
 
-    settings = seed_settings(tmp_path, seed_store, rate_limit=0)
-    (settings.store_dir / FILE_NAME).mkdir()
-    with pytest.raises(FeedbackUnavailable, match="Ratings cannot be stored"):
-        FeedbackStore.beside(settings.store_dir).add("Câu hỏi?", {"answer": "A"}, DISLIKE)
-    service = Service(settings)
-    service.load(embeddings=e5)
-    with LiveServer(settings, service) as live:
+    with loaded_service(tmp_path, seed_store, e5, rate_limit=0) as service, \
+            LiveServer(service.settings, service) as live:
+        (service.settings.store_dir / FILE_NAME).mkdir()
+        with pytest.raises(FeedbackUnavailable, match="Ratings cannot be stored"):
+            FeedbackStore.beside(service.settings.store_dir).add("Câu hỏi?", {"answer": "A"}, DISLIKE)
         status, content_type, error = post(live.url + "/api/feedback", json.dumps(
             {"question": "Câu hỏi?", "answer": "Chỉ có chữ.", "rating": 1}, ensure_ascii=False).encode())
         answered, _, answer = post(live.url + "/api/ask", json.dumps({"question": CUBA_QUESTION}).encode())
-    service.close()
     assert status == 503 and content_type == "application/json"
     assert json.loads(error)["error"] == "feedback_unavailable"
     assert answered == 200 and not answer["abstained"]  # answering is unaffected

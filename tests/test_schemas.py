@@ -61,16 +61,11 @@ def test_any_json_is_accepted_or_explained_as_feedback(body):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, seed_store, e5):
-    from servers import LiveServer, seed_settings
+    from servers import LiveServer, loaded_service
 
-    from rag.api import Service
-
-    settings_ = seed_settings(tmp_path_factory.mktemp("schemas"), seed_store, rate_limit=0)
-    service = Service(settings_)
-    service.load(embeddings=e5)
-    with LiveServer(settings_, service) as live:
+    with loaded_service(tmp_path_factory.mktemp("schemas"), seed_store, e5, rate_limit=0) as service, \
+            LiveServer(service.settings, service) as live:
         yield live
-    service.close()
 
 
 def post(server, path: str, body) -> tuple[int, dict, bytes]:
