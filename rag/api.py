@@ -19,7 +19,6 @@ the per-client rate limit; Gradio routes the chat does not use are refused outri
 """
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, which name
 # classes imported inside create_app.
-import hmac
 import json
 import logging
 import sys
@@ -31,7 +30,7 @@ from typing import Iterator
 from urllib.parse import parse_qs
 
 from .answer import Final, Sources, TextDelta
-from .gate import (KEY_PAGE_CSP, Gate, RateLimiter, from_trusted_proxy, frame_ancestors, parse_hosts, parse_origins,
+from .gate import (KEY_PAGE_CSP, Gate, credential_kind, RateLimiter, from_trusted_proxy, frame_ancestors, parse_hosts, parse_origins,
                    parse_proxies, session_cookie, sign_token)
 from .settings import Settings
 
@@ -266,7 +265,7 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
         if not settings.api_key:
             return RedirectResponse("/", 303)
         typed = (parse_qs((await request.body()).decode("utf-8", "replace")).get("key") or [""])[0]
-        if not hmac.compare_digest(typed.strip().encode(), settings.api_key.encode()):
+        if credential_kind(typed.strip(), settings.api_key, time.time(), settings.token_ttl) != "key":
             return HTMLResponse(ui.key_page(ui.KEY_WRONG), 401, headers=key_page_headers)
         secure = request.url.scheme == "https" or (request.headers.get("x-forwarded-proto") == "https" and from_trusted_proxy(
             request.client.host if request.client else "", proxies))

@@ -101,11 +101,6 @@ def bearer(authorization: str) -> str:
     return credential.strip() if scheme.lower() == "bearer" else ""
 
 
-def authorized(authorization: str, key: str, now: float, max_ttl: int) -> bool:
-    """``Authorization: Bearer <key or token>``; anything goes when no key is configured."""
-    return not key or credential_kind(bearer(authorization), key, now, max_ttl) in ("key", "token")
-
-
 # --------------------------------------------------------------------------- rate limit
 
 

@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 
 from rag.api import Serialized
-from rag.gate import (RateLimiter, authorized, frame_ancestors, origin_allowed, parse_origins, sign_token,
-                      verify_token)
+from rag.gate import (RateLimiter, bearer, credential_kind, frame_ancestors, origin_allowed, parse_origins,
+                      sign_token, verify_token)
 from rag.settings import Settings
 
 CUBA_QUESTION = "Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?"
@@ -57,12 +57,16 @@ def test_signed_tokens_expire_and_cannot_be_forged_or_stretched():
 def test_authorization_takes_the_key_or_a_valid_token():
     now = time.time()
     token = sign_token("k3y", int(now) + 60)
-    assert authorized("", "", now, 3600)  # no key configured: open
-    assert authorized("Bearer k3y", "k3y", now, 3600)
-    assert authorized(f"bearer {token}", "k3y", now, 3600)
-    assert not authorized("", "k3y", now, 3600)
-    assert not authorized("Bearer wrong", "k3y", now, 3600)
-    assert not authorized("Basic k3y", "k3y", now, 3600)
+
+    def kind(authorization: str, key: str = "k3y") -> str:
+        return credential_kind(bearer(authorization), key, now, 3600)
+
+    assert kind("", key="") == "none"  # nothing sent (with no key configured the gate lets it pass)
+    assert kind("Bearer k3y") == "key"
+    assert kind(f"bearer {token}") == "token"
+    assert kind("") == "none"
+    assert kind("Bearer wrong") == "wrong"
+    assert kind("Basic k3y") == "none"  # not a bearer credential
 
 
 class Clock:

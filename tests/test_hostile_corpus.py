@@ -183,14 +183,7 @@ def test_an_empty_corpus_does_not_empty_the_index_unless_asked(indexed, corpus, 
     assert Store(settings.store_dir).manifest() == before
 
     # The chat still serves the index in place, saying why it was not refreshed.
-    from rag.api import Service
-
-    service = Service(settings)
-    try:
-        service.load(embeddings=e5)
-        assert service.state == "ready" and service.info["articles"] == 2
-    finally:
-        service.close()
+    _assert_served(settings, e5, articles=2)
 
     result = run_rag("ingest", "--quiet", "--allow-empty")
     assert result.returncode == 0, result.stderr
@@ -212,15 +205,20 @@ def test_a_corpus_of_broken_files_lists_them_and_keeps_the_index(indexed, corpus
 
 
 def test_a_vanished_corpus_keeps_the_index_served(indexed, corpus, e5):
-    from rag.api import Service
-
     shutil.rmtree(corpus)
     result = run_rag("ingest", "--quiet")
     assert result.returncode == 2 and "Corpus folder not found" in result.stderr
-    service = Service(indexed)
+    _assert_served(indexed, e5, articles=2)
+
+
+def _assert_served(settings, e5, articles: int) -> None:
+    """The chat's service loads the index in place and serves ``articles`` articles."""
+    from rag.api import Service
+
+    service = Service(settings)
     try:
         service.load(embeddings=e5)
-        assert service.state == "ready" and service.info["articles"] == 2
+        assert service.state == "ready" and service.info["articles"] == articles
     finally:
         service.close()
 
