@@ -56,7 +56,7 @@ class Metric:
 
 METRICS = [Metric(name, "count") for name in ("questions", "answerable", "unanswerable")] + [
     Metric(name, "share") for name in (*(f"hit@{k}" for k in m.CUTOFFS), "mrr", "ndcg@10", "contains",
-                                       "contains_folded", "contains_cited", "f1", "em")] + [
+                                       "contains_folded", "contains_cited", "cited_gold", "f1", "em")] + [
     Metric("chars_mean", "chars"), Metric("chars_p95", "chars")] + [
     Metric(name, "share") for name in ("citation_precision", "cited", "abstained", "abstain_precision",
                                        "abstain_recall")]
@@ -393,6 +393,7 @@ def summarise(scores: Sequence[dict]) -> dict:
     figures["ndcg@10"] = m.mean([m.ndcg_at(r, 10) for r in ranks])
     for name in ("contains", "contains_folded", "contains_cited", "f1", "em"):
         figures[name] = m.mean([float(s[name]) for s in answerable])
+    figures["cited_gold"] = m.mean([float(s["supported"] > 0) for s in answerable])
     lengths = [s["chars"] for s in given]
     figures["chars_mean"] = m.mean(lengths)
     figures["chars_p95"] = m.percentile(lengths, 95) if lengths else None

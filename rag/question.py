@@ -11,14 +11,14 @@ import re
 from typing import Iterator
 
 from .text import (STOPWORDS, content_terms, fold, in_vietnamese, is_english, is_vietnamese, near_spellings,
-                   one_letter_less, words)
+                   one_letter_less, segment_words, words)
 
 # --------------------------------------------------------------------------- question analysis
 
 # Matched against the folded question, so "bao nhieu" counts as "bao nhiêu". Order matters:
 # "ngày bao nhiêu" asks for a date, not a number.
 _KINDS = [
-    ("date", re.compile(r"\b(?:khi nao|bao gio|luc nao|ngay nao|ngay bao nhieu|nam nao|thang nao|"
+    ("date", re.compile(r"\b(?:khi nao|bao gio|luc nao|ngay nao|hom nao|ngay bao nhieu|nam nao|thang nao|"
                         r"thoi gian nao|when|what date|which (?:day|year|month))\b")),
     ("number", re.compile(r"\b(?:bao nhieu|how many|how much|so luong)\b")),
     ("person", re.compile(r"\b(?:ai|ten (?:la )?gi|who|whom|which (?:\w+ ){0,3}(?:leaders?|officials?|"
@@ -65,24 +65,36 @@ _TIME_UNITS = {"giay", "phut", "gio", "ngay", "tuan", "thang", "nam"}
 # What an English question counts, in the (folded) words Vietnamese articles use; and Vietnamese
 # words for a kind of quantity, by the units that measure it.
 _UNIT_WORDS = {
-    "thoi": _TIME_UNITS, "days": {"ngay"}, "day": {"ngay"}, "weeks": {"tuan"}, "months": {"thang"},
+    "thoi": _TIME_UNITS, "thoi gian": _TIME_UNITS, "days": {"ngay"}, "day": {"ngay"}, "weeks": {"tuan"}, "months": {"thang"},
     "years": {"nam", "tuoi"}, "hours": {"gio"}, "minutes": {"phut"}, "seconds": {"giay"},
     "tons": {"tan"}, "tonnes": {"tan"}, "people": {"nguoi"}, "persons": {"nguoi"}, "nguoi": {"nguoi", "dan"},
     "members": {"thanh", "nguoi"}, "times": {"lan"}, "percent": {"phan", "%"}, "points": {"diem"},
     "votes": {"phieu"}, "khoi": {"tan", "kg", "kilogam", "gam", "ta", "yen"},
-    "dien": {"ha", "hecta", "km2", "m2", "mau"}, "tien": {"dong", "usd", "euro", "ty", "trieu"},
-    "tuoi": {"tuoi"}, "games": {"tran"}, "countries": {"nuoc", "quoc"}, "dollars": {"usd", "la"},
+    "dien": {"ha", "hecta", "km2", "m2", "mau"}, "tien": {"dong", "usd", "euro", "ty", "trieu", "do la"},
+    "tuoi": {"tuoi"}, "games": {"tran"}, "countries": {"nuoc", "quoc"}, "dollars": {"usd", "do la"}, "do la": {"usd", "do la"},
 }
 
 
 def asked_unit(question: str) -> list[str]:
     """What "bao nhiêu" / "how many" counts, as folded words a Vietnamese answer would put next to
-    the number: "bao nhiêu tấn gạo" -> tan, gao; "how many tonnes" -> tan."""
-    match = re.search(r"\b(?:bao nhieu|how many|how much)\s+((?:[^\W\d_]+\s?){1,2})", fold(question))
+    the number: "bao nhiêu tấn gạo" -> tan, gao; "how many tonnes" -> tan. A word of several
+    syllables stays one unit ("bao nhiêu đô la" -> "do la", which "hai Thủ đô" does not hold):
+    words are found by pyvi's segmentation."""
+    match = re.search(r"\b(?:bao[ ~]nhieu|how many|how much)\s+((?:[^\W\d_][\w~]*\s?){1,2})",
+                      fold(segment_words(question)).replace("_", "~"))
     if not match:
         return []
-    asked = [w for w in words(match.group(1)) if w not in STOPWORDS]
-    return list(dict.fromkeys(unit for w in asked for unit in sorted(_UNIT_WORDS.get(w, {w}))))
+    asked = [w.replace("~", " ") for w in match.group(1).split()]
+    asked = [w for w in asked if w not in STOPWORDS]
+    english = is_english(question)
+    return list(dict.fromkeys(unit for w in asked for unit in sorted(
+        _UNIT_WORDS.get(w, set(in_vietnamese(w)) if english else {w}))))
+
+
+def holds_unit(words_after: list[str], unit: set[str]) -> bool:
+    """Whether the folded words right after a number start with (or hold) a unit asked for."""
+    after = f" {' '.join(words_after)} "
+    return any(f" {u} " in after for u in unit)
 
 
 def spelled_like(term: str, known, near=None) -> bool:
@@ -144,9 +156,17 @@ _TITLES = {fold(t) for t in (
     "thống đốc", "ủy viên", "thường trực", "tổng lãnh sự", "lãnh sự", "trưởng đoàn", "chánh văn phòng")}
 
 
+# Who headed a delegation, however it is asked ("trưởng đoàn", "người đứng đầu đoàn", "dẫn
+# đầu"): the articles say it with a verb ("do … làm trưởng đoàn", "… dẫn đầu"), not a post.
+_HEADED = re.compile(r"\b(?:truong doan|dung dau|dan dau)\b")
+_HEADING = (("dan", "dau"), ("lam", "truong", "doan"), ("dung", "dau"), ("truong", "doan"))
+
+
 def asked_role(question: str) -> list[str]:
     """"Tổng Bí thư Đảng Cộng sản Peru là ai?" -> the official title asked about, folded words.
     Only titles: "Ai là thủ quân lớn tuổi nhất?" describes someone, it names no post."""
+    if _HEADED.search(fold(question)):
+        return []
     if is_english(question):
         return english_role(question)
     match = _ROLE_QUESTION.match(question.strip())
@@ -254,6 +274,13 @@ GRANULARITY = [
 ]
 
 
+def needs_short_answer(kind: str, question: str) -> bool:
+    """Whether only a sentence giving the fact itself answers: a figure ("bao nhiêu"), the holder
+    of a named post, a year, month or day. Otherwise a sentence about it may."""
+    return kind == "number" or (kind == "person" and bool(asked_role(question))) or (
+        kind == "date" and any(asks.search(fold(question)) for asks, _, _ in GRANULARITY))
+
+
 @functools.lru_cache(maxsize=1024)  # asked again of the same sentences by gates and preferences
 def short_answer(kind: str, sentence: str, question: str) -> str:
     """The number, date, person or place ``sentence`` gives for ``question`` ("" when none): a
@@ -295,8 +322,8 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
             if any(a <= match.start() < b for a, b in dates):
                 continue
             span = match.group(0).strip().rstrip(".,")
-            following = {fold(w) for w in words(span)[1:]} | ({"phan", "tram", "%"} if "%" in span else set())
-            if unit & following:
+            following = [fold(w) for w in words(span)[1:]] + (["phan tram", "%"] if "%" in span else [])
+            if holds_unit(following, unit):
                 return span
             before = sentence[max(0, match.start() - 30):match.start()].split()[-2:]
             at = next((i for i, w in enumerate(before) if fold(w) in unit), None)
@@ -304,7 +331,7 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
                 return f"{' '.join(before[at:])} {span.split()[0]}"
         # "năm hoàng tử": "năm" (also "year") counts when the thing asked follows it.
         for five in re.finditer(r"\bnăm((?:\s+[^\W\d]+){1,2})", sentence, re.I):
-            if fold(five.group(1).split()[0]) in unit:
+            if holds_unit([fold(w) for w in five.group(1).split()], unit):
                 return five.group(0)
         return _number_before_unit(sentence, unit, dates)
     if kind == "person":
@@ -313,9 +340,23 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
             return _name_for_role(sentence, role, asked)
         return person_by_verb(sentence, question, asked) or first_person(sentence, asked)
     if kind == "place":
-        match = re.search(r"\b(?:tại|ở)\s+((?:[^\W\d_][\w-]*\s?){1,8})", sentence)
-        return match.group(1).strip(" ,.;") if match else ""
+        return _place(sentence, asked)
     return ""
+
+
+def _place(sentence: str, asked: set[str]) -> str:
+    """The place after "tại" or "ở" that follows the question's own words most closely ("đặt
+    vòng hoa tại Tượng đài …", not "khảo sát … ở Buenos Aires"), and is not a place the question
+    already names."""
+    best, best_near = "", -1
+    for match in re.finditer(r"\b(?:tại|ở)\s+((?:[^\W\d_][\w-]*\s?){1,8})", sentence):
+        place = match.group(1).strip(" ,.;")
+        if {fold(w) for w in words(place)} <= asked:
+            continue
+        near = len(asked & {fold(w) for w in words(sentence[:match.start()])[-4:]})
+        if near > best_near:
+            best, best_near = place, near
+    return best
 
 
 UNIT_WINDOW = 6  # words between a number and the thing it counts: "7 đến 10 phần trăm bác sĩ"
@@ -326,8 +367,9 @@ def _number_before_unit(sentence: str, unit: set[str], dates: list[tuple[int, in
     "230 triệu USD cổ phần" answers "bao nhiêu cổ phần". Nothing when the sentence does not
     name that thing at all: its numbers count something else."""
     tokens = list(re.finditer(r"\S+", sentence))
+    folded = [fold(t.group(0).strip(".,;:()")) for t in tokens]
     for i, token in enumerate(tokens):
-        if fold(token.group(0).strip(".,;:()")) not in unit:
+        if not any(folded[i:i + len(u.split())] == u.split() for u in unit):
             continue
         window_start = tokens[max(0, i - UNIT_WINDOW)].start()
         numbers = [m for m in _NUMBER.finditer(sentence, window_start, token.start())
@@ -371,6 +413,8 @@ def _asked_verb(question: str) -> tuple[bool, list[list[str]]]:
     phrases to look for (read-only: the result is shared): "Ai dẫn đầu đoàn?" -> subject, "dẫn
     đầu"; "Đoàn gặp ai?" -> object, "gặp" or another verb of meeting; "Who did the delegation
     meet?" -> object, the same."""
+    if _HEADED.search(fold(question)) or re.search(r"\b(?:led|headed)\b", question.lower()):
+        return True, [list(p) for p in _HEADING]
     if is_english(question):
         asked = [w.lower() for w in words(question)]
         verb = next((w for w in asked if w in _ENGLISH_VERBS), "")
@@ -394,6 +438,20 @@ def _asked_verb(question: str) -> tuple[bool, list[list[str]]]:
     return subject, phrases
 
 
+def asks_who_led_or_met(question: str) -> bool:
+    """Whether the question asks who led a delegation or whom it met ("Ai dẫn đầu đoàn?", "Đoàn
+    hội kiến ai?", "Who did the delegation meet?"): the verbs whose subject or object is the
+    person asked in reports of official visits."""
+    _, phrases = _asked_verb(question)
+    known = {tuple(p) for p in _HEADING} | {tuple(m.split()) for m in _MEETING}
+    return any(tuple(p) in known for p in phrases)
+
+
+# Words before the verb searched for its subject: "do đồng chí Nguyễn Thị Tuyến, Ủy viên Trung ương
+# Đảng, Phó Bí thư Thường trực Thành ủy Hà Nội làm trưởng đoàn" puts 17 between name and verb.
+SUBJECT_WINDOW = 24
+
+
 def person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
     """Who the question's verb points at: "Đoàn đã hội kiến ai?" -> the first name after
     "hội kiến" in the sentence; "Ai dẫn đầu đoàn?" -> the last name before "dẫn đầu"."""
@@ -404,7 +462,7 @@ def person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
         for i in range(len(folded) - len(phrase) + 1):
             if folded[i:i + len(phrase)] == phrase:
                 if subject:
-                    found = list(_names(" ".join(tokens[max(0, i - 12):i]) + " ,", asked))
+                    found = list(_names(" ".join(tokens[max(0, i - SUBJECT_WINDOW):i]) + " ,", asked))
                     return found[-1] if found else ""
                 after = " ".join(tokens[i + len(phrase):i + len(phrase) + 20])
                 return first_person(after[:_phrase_end(after)], asked)

@@ -17,8 +17,8 @@ INSTALL_HINT = "pip install -e '.[eval]'"
 SECTIONS = [
     ("set", ["questions", "answerable", "unanswerable"]),
     ("retrieval (answerable questions)", ["hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10"]),
-    ("answers (answerable questions)", ["contains", "contains_folded", "contains_cited", "f1", "em", "chars_mean",
-                                        "chars_p95"]),
+    ("answers (answerable questions)", ["contains", "contains_folded", "contains_cited", "cited_gold", "f1", "em",
+                                        "chars_mean", "chars_p95"]),
     ("citations", ["citation_precision", "cited"]),
     ("abstention", ["abstained", "abstain_precision", "abstain_recall"]),
 ]

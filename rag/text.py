@@ -99,6 +99,19 @@ STOPWORDS = set(fold(
     "with by and or").split())
 
 
+def segment_words(text: str) -> str:
+    """Vietnamese text with the syllables of each word joined by "_" ("bao_nhiêu đô_la"), by
+    pyvi's tokenizer (a CRF model inside the package: nothing downloads). Text without diacritics
+    is returned as it is: pyvi cannot tell its words apart."""
+    if not is_vietnamese(text):
+        return text
+    try:
+        from pyvi import ViTokenizer
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("Vietnamese word segmentation needs pyvi: pip install pyvi") from exc
+    return ViTokenizer.tokenize(text)
+
+
 def content_terms(question: str) -> list[str]:
     return [w for w in (fold(x) for x in words(question)) if w not in STOPWORDS]
 

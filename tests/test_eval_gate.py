@@ -16,18 +16,19 @@ from rag.answer import NOT_FOUND
 QUESTION_SET = ROOT / "evalsets" / "corpus.jsonl"
 
 # Measured with the extractive answerer (RAG_LLM=none), hybrid retrieval, e5-small-q4:
-# hit@1 98.9, hit@5 100, contains 91.5 (folded 91.5, with a cited passage holding the answer
-# 91.5), F1 53.3, EM 40.4, citation precision 78.9, cited 100, abstention precision 84.2 (16 of
-# 19), recall 100 (16 of 16).
+# hit@1 98.9, hit@5 100, contains 92.6 (folded 92.6, with a cited passage holding the answer
+# 92.6; some cited passage holds it: 94.7), F1 53.9, EM 40.4, citation precision 84.0, cited 100,
+# abstention precision 84.2 (16 of 19), recall 100 (16 of 16).
 CORPUS_GATE = {
     "hit@1": 97.8,
     "hit@5": 98.9,
-    "contains": 90.4,
-    "contains_folded": 90.4,
-    "contains_cited": 90.4,
+    "contains": 91.5,
+    "contains_folded": 91.5,
+    "contains_cited": 91.5,
+    "cited_gold": 93.6,
     "f1": 52.6,
     "em": 39.3,
-    "citation_precision": 77.9,
+    "citation_precision": 82.9,
     "cited": 98.9,
     "abstain_precision": 79.0,
     "abstain_recall": 93.7,
@@ -67,17 +68,18 @@ def test_the_corpus_question_set_meets_the_ci_minimums(indexed, isolated):
 
 
 # The external benchmarks of ../shared/benchmarks, each gated on all its questions:
-# - XQuAD-vi (240 paragraphs as articles, 1,190 questions), a regression set: measured nDCG@10
-#   97.3–97.4 and `contains_cited` 85.5 (Chroma's near ties move a question or two between runs);
-#   the minimums sit about five questions under.
+# - XQuAD-vi (240 paragraphs as articles, 1,190 questions), a regression set never trained on:
+#   measured nDCG@10 97.4 and `contains` / `contains_cited` 85.4 with the learned sentence scorer
+#   (85.5 with the hand-tuned rules before it, tuned on this set), `cited_gold` 89.0; the minimums
+#   sit about five questions under.
 # - ViQuAD 1.0 dev (515 lower-cased Wikipedia paragraphs as articles, 2,285 questions), the
-#   development set: measured nDCG@10 88.7 and `contains` / `contains_cited` 69.4–69.5 (55.3 before
-#   lower-cased text was split into sentences, 68.1 before a third sentence within 0.2); the
-#   minimums sit about 12 questions under.
+#   development set the scorer is trained on: measured nDCG@10 88.7, `contains` /
+#   `contains_cited` 73.7 (73.7 out of fold too; 69.4 with the hand-tuned rules), `cited_gold`
+#   79.7; the minimums sit about 12 questions under.
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 SQUAD_GATES = [
-    ("xquad.vi.json", 1190, {"ndcg@10": 97.0, "contains_cited": 85.0, "contains": 85.0}),
-    ("viquad-dev.json", 2285, {"ndcg@10": 88.0, "contains_cited": 68.9, "contains": 68.9}),
+    ("xquad.vi.json", 1190, {"ndcg@10": 97.0, "contains_cited": 85.0, "contains": 85.0, "cited_gold": 88.5}),
+    ("viquad-dev.json", 2285, {"ndcg@10": 88.0, "contains_cited": 73.2, "contains": 73.2, "cited_gold": 79.2}),
 ]
 
 

@@ -1,0 +1,85 @@
+"""What each remaining hand rule of the extractive answerer is worth: the development set and the
+corpus set answered with the shipped model, once as is and once without each rule.
+
+    python benchmarks/ablate_answerer.py            # the table of evalsets/README.md ("Ablation")
+
+Most rules left are gates that make the answerer say "not found": the development set has no
+unanswerable question, so their worth shows on the corpus set's unanswerables, and their cost on
+the answerable questions of both sets.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_answerer import open_set  # noqa: E402
+
+from rag import answer, evaluation  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+
+@contextmanager
+def without(*patches):
+    """The answerer with ``patches`` applied; the question module's caches emptied before and
+    after, so no answer computed under other rules is reused."""
+    from rag import question
+
+    with ExitStack() as stack:
+        for target, value in patches:
+            stack.enter_context(mock.patch(target, value))
+        question.short_answer.cache_clear()
+        try:
+            yield
+        finally:
+            question.short_answer.cache_clear()
+
+
+# name -> (what the rule does, the patches that take it out)
+RULES = {
+    "none (as shipped)": ("", ()),
+    "similarity floor": ("the best sentence's e5 similarity ≥ 0.80 (English: or half its words)",
+                         (("rag.answer.MIN_SIMILARITY", -1.0),)),
+    "word-overlap floor": ("a Vietnamese answer sentence holds ≥ 25 % of the question's content words",
+                           (("rag.answer.MIN_OVERLAP", 0.0),)),
+    "named places and people": ("the article names every capitalised place or person of the question",
+                                (("rag.answer.named_terms", lambda question: []),)),
+    "typed facts required": ("a figure, a post's holder or a year is answered only by a sentence giving it",
+                             (("rag.answer.needs_short_answer", lambda kind, question: False),)),
+    "the date's clause": ("a date answers only if its clause tells of the event asked about",
+                          (("rag.answer.dates_event", lambda sentence, date, question: True),)),
+    "pyvi's words for the unit": ("the thing counted is a segmented word (\"đô la\"), not each syllable",
+                                  (("rag.question.segment_words", lambda text: text),)),
+    "who-led-or-met preference": ("who led / whom the delegation met prefers a sentence naming that person",
+                               (("rag.answer.VERB_RATIO", 2.0),)),
+}
+
+
+def main() -> int:
+    settings = Settings.load()
+    sets = {name: open_set(name, settings) for name in ("dev", "corpus")}
+    print("| rule taken out | what it does | dev `contains` | corpus `contains` | corpus unanswerables abstaining |")
+    print("|---|---|---:|---:|---:|")
+    for name, (does, patches) in RULES.items():
+        figures = {}
+        with without(*patches):
+            for set_name, (retriever, questions, _) in sets.items():
+                answerer = answer.ExtractiveAnswerer(retriever, top_k=settings.top_k)
+                outcomes = evaluation.ask_all(answerer, retriever, questions)
+                scores = [evaluation.score(o) for o in outcomes]
+                figures[set_name] = evaluation.summarise(scores)
+                figures[set_name]["abstaining"] = sum(s["abstained"] for s in scores if not s["answerable"])
+                figures[set_name]["unanswerable_n"] = sum(not s["answerable"] for s in scores)
+        dev, corpus = figures["dev"], figures["corpus"]
+        print(f"| {name} | {does} | {100 * dev['contains']:.1f} | {100 * corpus['contains']:.1f} | "
+              f"{corpus['abstaining']} of {corpus['unanswerable_n']} |", flush=True)
+    for _, _, index in sets.values():
+        index.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Kinds of questions a new user asks about the seed articles, each asked several ways (with and
+without diacritics, in English), on the real seed index: the fact comes first and the cited
+passage holds it; what the articles do not say, or nothing at all, is "not found"."""
+import shutil
+
+import pytest
+from conftest import ARGENTINA, CUBA, SEED_CORPUS
+
+from rag.answer import NOT_FOUND, ExtractiveAnswerer
+from rag.retrieval import Retriever
+
+
+@pytest.fixture(scope="module")
+def answerer(tmp_path_factory, seed_store, e5):
+    from rag.index import VectorIndex
+    from rag.settings import Settings
+
+    store = tmp_path_factory.mktemp("seed-questions") / "vectorstore"
+    shutil.copytree(seed_store, store)
+    index = VectorIndex.open(Settings(corpus_dir=SEED_CORPUS, store_dir=store), e5)
+    yield ExtractiveAnswerer(Retriever(index), top_k=4)
+    index.close()
+
+
+def stated(answer) -> str:
+    """What the answer says before its first citation mark: the fact it leads with."""
+    return answer.text.split(" [")[0]
+
+
+@pytest.mark.parametrize("question, fact, doc_id", [
+    # Who headed the delegation (not the host who received it).
+    ("Người đứng đầu đoàn công tác của Hà Nội tại Cuba là ai?", "Nguyễn Thị Tuyến", CUBA),
+    ("Ai là trưởng đoàn Hà Nội sang Cuba?", "Nguyễn Thị Tuyến", CUBA),
+    ("Trưởng đoàn đại biểu thành phố Hà Nội thăm Cuba là ai?", "Nguyễn Thị Tuyến", CUBA),
+    ("nguoi dan dau doan ha noi sang cuba la ai", "Nguyễn Thị Tuyến", CUBA),
+    ("Who headed the Hanoi delegation to Cuba?", "Nguyễn Thị Tuyến", CUBA),
+    ("Người đứng đầu đoàn Hà Nội sang Argentina là ai?", "Ngô Thị Thanh Hằng", ARGENTINA),
+    # When the talks took place.
+    ("Cuộc hội đàm giữa đoàn Hà Nội và Thành ủy La Habana diễn ra hôm nào?", "21/11", CUBA),
+    ("Đoàn Hà Nội hội đàm với Thành ủy La Habana vào ngày nào?", "21/11", CUBA),
+    ("When did the Hanoi delegation hold talks with the Havana Party Committee?", "21/11", CUBA),
+    # How much rice.
+    ("How much rice did Hanoi give to Havana?", "2000 tấn", CUBA),
+    ("Hà Nội tặng La Habana bao nhiêu gạo?", "2000 tấn", CUBA),
+    ("ha noi tang la habana bao nhieu tan gao", "2000 tấn", CUBA),
+    # Where the wreath was laid: a whole phrase, not "… Hồ Chí Minh ở".
+    ("Ở Buenos Aires, đoàn đã đặt vòng hoa ở đâu?", "tượng đài Chủ tịch Hồ Chí Minh", ARGENTINA),
+    ("Where did the delegation lay a wreath in Buenos Aires?", "Chủ tịch Hồ Chí Minh", ARGENTINA),
+    # A role named with the article's own words.
+    ("Bí thư thứ nhất Thành ủy La Habana là ai?", "Luis Antonio Torres Iríbar", CUBA),
+    ("Ai là Bí thư thứ nhất Thành ủy La Habana?", "Luis Antonio Torres Iríbar", CUBA),
+])
+def test_the_fact_asked_for_leads_the_answer_and_its_passage_is_cited(answerer, question, fact, doc_id):
+    answer = answerer.answer(question)
+    assert not answer.abstained, question
+    lead = answer.short or stated(answer)  # the short answer when there is one, else the sentence
+    assert fact.lower() in lead.lower(), (question, answer.short, answer.text)
+    assert not lead.rstrip(" .").endswith((" ở", " tại", " của")), answer.text
+    assert answer.citations[0].doc_id == doc_id and fact.lower() in answer.citations[0].text.lower()
+
+
+@pytest.mark.parametrize("question", [
+    # A figure the articles never give (the gift is rice, not money).
+    "Hà Nội tặng La Habana bao nhiêu đô la?",
+    "Hà Nội hỗ trợ La Habana bao nhiêu tiền?",
+    "How many dollars did Hanoi give to Havana?",
+    # Off topic: the words are in the articles ("biện pháp", "thủ đô"), the subject is not.
+    "Thủ đô của Pháp là gì?",
+    "Tổng thống Mỹ là ai?",
+    # Nothing to look for.
+    "?", "x", "🙂", "Ai?",
+])
+def test_what_the_articles_do_not_say_is_not_found(answerer, question):
+    answer = answerer.answer(question)
+    assert answer.abstained and answer.text == NOT_FOUND and answer.citations == (), (question, answer.text)
