@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 from conftest import ARGENTINA, CUBA
 
-from rag.lexical import LexicalIndex, tokens
+from rag.lexical import LexicalIndex, best_first, tokens
 from rag.retrieval import Retriever, reciprocal_rank_fusion
 
 
@@ -9,6 +10,23 @@ def test_reciprocal_rank_fusion_by_hand():
     fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "d"]], k=60)
     assert fused == pytest.approx({"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 63, "d": 1 / 62})
     assert max(fused, key=fused.get) == "b"
+
+
+def test_best_first_orders_equal_scores_by_index_also_at_the_cut():
+    scores = np.array([1.0, 3.0, 3.0, 2.0, 3.0, 2.0])
+    assert best_first(scores, 2).tolist() == [1, 2]
+    assert best_first(scores, 4).tolist() == [1, 2, 4, 3]
+    assert best_first(scores, 10).tolist() == [1, 2, 4, 3, 5, 0]
+    assert best_first(scores, 0).tolist() == [] and best_first(np.array([]), 3).tolist() == []
+    ties = np.full(1000, 0.5)
+    assert best_first(ties, 5).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_lexical_search_lists_equal_scores_in_index_order():
+    same = "Đoàn thăm Peru."
+    index = LexicalIndex.build(zip(["b", "a", "c", "d"], [same, same, same, "Lima"]))
+    assert [cid for cid, _ in index.search("Peru", k=2)] == ["b", "a"]
+    assert [cid for cid, _ in index.search("Peru", k=5)] == ["b", "a", "c"]
 
 
 def test_tokens_fold_pair_and_keep_exact_syllables():
