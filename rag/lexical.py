@@ -106,7 +106,16 @@ class LexicalIndex:
         scores = self._retriever.get_scores(query_tokens)
         if allowed is not None:
             scores = np.where([cid in allowed for cid in self.chunk_ids], scores, 0.0)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top])]
-        return [(self.chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        matching = np.flatnonzero(scores > 0)  # index order
+        return [(self.chunk_ids[i], float(scores[i])) for i in matching[best_first(scores[matching], k)]]
+
+
+def best_first(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first; equal scores in index order, also at the
+    cut. (numpy's partition and sort order equal values differently from one CPU to another.)"""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # a value: the same on any CPU
+    top = np.flatnonzero(scores >= kth)  # every index at least as high, in index order
+    return top[np.argsort(-scores[top], kind="stable")][:k]

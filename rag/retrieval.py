@@ -6,16 +6,27 @@
 Reciprocal-rank fusion needs no calibration between the two scores. Measured on XQuAD-vi
 (article-level nDCG@10): passage vectors 94.5, best sentence 95.7, BM25 94.9, best sentence +
 BM25 97.4; adding the passage-vector ranking as a third made it worse (96.8-97.1).
+
+Stable across machines: another CPU's arithmetic (AVX-512, another BLAS) moves a cosine similarity
+by up to about 1e-4, and the best sentences' similarities are often closer than that. So both
+rankings compare scores in steps (:func:`tied_ranks`): scores in one step share a rank, and a
+ranking is cut after the whole step its last place falls in. Fused scores are correctly rounded
+sums, so equal ranks give equal scores; their ties go by the dense rank, the lexical rank, then
+chunk id. A similarity can still cross a step's boundary; a move of 1e-4 seldom does, where
+swapping two close similarities changed answers (tests/test_stability.py).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .index import Hit, VectorIndex
 from .text import fold, is_english, query_terms, words
 
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very first ranks
+SIMILARITY_STEP = 1e-3  # cosine similarities of sentences compared in steps of this size
+BM25_STEP = 1e-3  # BM25 scores too (float32 sums: a few 1e-6 apart from one CPU to another)
 NEAR_DUPLICATE = 0.8  # Jaccard similarity of word 3-grams above which two passages say the same
 
 
@@ -29,13 +40,50 @@ def is_near_duplicate(a: set, b: set, threshold: float = NEAR_DUPLICATE) -> bool
     return bool(a or b) and len(a & b) / len(a | b) >= threshold
 
 
-def reciprocal_rank_fusion(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
-    """``id -> sum of 1 / (k + rank)`` over the rankings (ranks start at 1)."""
-    fused: dict[str, float] = {}
+def tied_ranks(scores, step: float) -> list[tuple[str, int]]:
+    """``(id, rank)`` best first for ``(id, score)`` pairs compared in steps of ``step``: ids whose
+    scores round to the same multiple of ``step`` share the best rank of their group (1, 2, 2, 4)
+    and are listed by id. Moving the scores by much less than ``step`` changes nothing unless one
+    crosses a step's boundary."""
+    graded = sorted((-round(score / step), item) for item, score in scores)
+    ranked, rank, previous = [], 0, None
+    for position, (grade, item) in enumerate(graded, start=1):
+        if grade != previous:
+            rank, previous = position, grade
+        ranked.append((item, rank))
+    return ranked
+
+
+def cut_at_step(scores: list[float], depth: int, step: float) -> int:
+    """How many of ``scores`` (best first) to keep: ``depth``, and every later one in the same
+    step as the last kept (a tie is all in or all out)."""
+    if len(scores) <= depth:
+        return len(scores)
+    last = round(scores[depth - 1] / step)
+    keep = depth
+    while keep < len(scores) and round(scores[keep] / step) >= last:
+        keep += 1
+    return keep
+
+
+def reciprocal_rank_fusion(rankings: list[list], k: int = RRF_K) -> dict[str, float]:
+    """``id -> sum of 1 / (k + rank)`` over the rankings. A ranking lists ids best first (ranks
+    1, 2, …), or ``(id, rank)`` pairs where tied ids share a rank (:func:`tied_ranks`). Sums are
+    correctly rounded (``math.fsum``): the same ranks give the very same score in any order."""
+    parts: dict[str, list[float]] = {}
     for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
-    return fused
+        for position, entry in enumerate(ranking, start=1):
+            item, rank = entry if isinstance(entry, tuple) else (entry, position)
+            parts.setdefault(item, []).append(1.0 / (k + rank))
+    return {item: math.fsum(values) for item, values in parts.items()}
+
+
+def fused_order(fused: dict[str, float], rankings: list[list] = ()) -> list[str]:
+    """Ids by fused score, best first. Equal scores (ranks 1 and 2 in one ranking, 2 and 1 in the
+    other) by their rank in the first ranking, then in the next, …, then by id."""
+    ranks = [dict(entry if isinstance(entry, tuple) else (entry, position)
+                  for position, entry in enumerate(ranking, start=1)) for ranking in rankings]
+    return sorted(fused, key=lambda item: (-fused[item], *(r.get(item, math.inf) for r in ranks), item))
 
 
 MODES = ("hybrid", "dense", "lexical")
@@ -103,14 +151,22 @@ class Retriever:
         rankings, vector = [], None
         if self.mode in ("hybrid", "dense"):
             vector = self.index.embeddings.embed_query(query)
-            matches = self.index.sentence_search_vector(vector, k=depth, where=self.where)
-            rankings.append(_unique(cid for cid, _, _ in matches))
+            # Twice the depth, to see the whole step the last place falls in (the same below).
+            matches = self.index.sentence_search_vector(vector, k=2 * depth, where=self.where)
+            matches.sort(key=lambda match: -match[2])
+            matches = matches[:cut_at_step([sim for _, _, sim in matches], depth, SIMILARITY_STEP)]
+            best: dict[str, float] = {}  # each passage ranked by its best sentence
+            for cid, _, similarity in matches:
+                best[cid] = max(similarity, best.get(cid, similarity))
+            rankings.append(tied_ranks(best.items(), SIMILARITY_STEP))
         if self.mode in ("hybrid", "lexical"):
             # An English question meets the Vietnamese passages' words through the glossary.
             lexical_query = " ".join(query_terms(query)) if is_english(query) else query
-            rankings.append([cid for cid, _ in self.index.lexical_search(lexical_query, k=depth, where=self.where)])
+            scores = self.index.lexical_search(lexical_query, k=2 * depth, where=self.where)
+            scores = scores[:cut_at_step([score for _, score in scores], depth, BM25_STEP)]
+            rankings.append(tied_ranks(scores, BM25_STEP))
         fused = reciprocal_rank_fusion(rankings)
-        ranked = sorted(fused, key=lambda cid: -fused[cid])[:3 * k]  # room to drop duplicates
+        ranked = fused_order(fused, rankings)[:3 * k]  # room to drop duplicates
         hits, kept = [], []
         for hit in self.index.get(ranked):
             marks = shingles(hit.text)
@@ -121,7 +177,3 @@ class Retriever:
             if len(hits) == k:
                 break
         return Retrieval(hits, vector)
-
-
-def _unique(items) -> list:
-    return list(dict.fromkeys(items))

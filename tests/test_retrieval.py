@@ -1,14 +1,82 @@
+import numpy as np
 import pytest
 from conftest import ARGENTINA, CUBA
 
-from rag.lexical import LexicalIndex, tokens
-from rag.retrieval import Retriever, reciprocal_rank_fusion
+from rag.lexical import LexicalIndex, best_first, tokens
+from rag.retrieval import Retriever, cut_at_step, fused_order, reciprocal_rank_fusion, tied_ranks
 
 
 def test_reciprocal_rank_fusion_by_hand():
     fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "d"]], k=60)
     assert fused == pytest.approx({"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 63, "d": 1 / 62})
     assert max(fused, key=fused.get) == "b"
+
+
+def test_reciprocal_rank_fusion_with_shared_ranks_and_exact_ties():
+    fused = reciprocal_rank_fusion([[("a", 1), ("b", 1), ("c", 3)], ["c", "a"]], k=60)
+    assert fused == pytest.approx({"a": 1 / 61 + 1 / 62, "b": 1 / 61, "c": 1 / 63 + 1 / 61})
+    # Ranks 1 and 2 against 2 and 1: the very same float, whichever ranking comes first.
+    swapped = reciprocal_rank_fusion([["x", "y", "z"], ["y", "x", "z"]])
+    assert swapped["x"] == swapped["y"]
+    many = [[f"p{i}" for i in range(40)], [f"p{i}" for i in reversed(range(40))]]
+    assert len(set(reciprocal_rank_fusion(many).values())) == 20
+
+
+def test_tied_ranks_share_a_rank_within_a_step_and_list_ties_by_id():
+    scores = [("a", 0.8001), ("d", 0.8102), ("c", 0.7981), ("b", 0.79996)]
+    assert tied_ranks(scores, 1e-3) == [("d", 1), ("a", 2), ("b", 2), ("c", 4)]
+    assert tied_ranks(scores, 1e-5) == [("d", 1), ("a", 2), ("b", 3), ("c", 4)]
+    assert tied_ranks([], 1e-3) == []
+    # What another CPU does: the same ranks for similarities moved by up to 1e-4.
+    moved = [(item, score + delta) for (item, score), delta in zip(scores, (-1e-4, 1e-4, 1e-4, 1e-4))]
+    assert tied_ranks(moved, 1e-3) == tied_ranks(scores, 1e-3)
+
+
+def test_tied_ranks_do_not_move_with_noise_unless_a_score_crosses_a_step():
+    rng = np.random.default_rng(0)
+    step, noise, ids = 1e-3, 1e-4, [f"c{i:02d}" for i in range(10)]
+    checked = 0
+    for _ in range(200):
+        scores = rng.uniform(0.80, 0.81, size=10)  # 10 similarities in 10 steps: ties and near ties
+        moved = scores + rng.uniform(-noise, noise, size=10)
+        if np.array_equal(np.round(scores / step), np.round(moved / step)):
+            assert tied_ranks(zip(ids, moved), step) == tied_ranks(zip(ids, scores), step)
+            checked += 1
+    assert checked > 40
+
+
+def test_cut_at_step_keeps_a_tie_at_the_cut_whole():
+    scores = [0.9, 0.85, 0.8004, 0.8001, 0.7996, 0.7994, 0.7]
+    assert cut_at_step(scores, 3, 1e-3) == 5  # 0.8004, 0.8001 and 0.7996 are all 0.800
+    assert cut_at_step(scores, 2, 1e-3) == 2
+    assert cut_at_step(scores, 7, 1e-3) == cut_at_step(scores, 9, 1e-3) == 7
+    assert cut_at_step([], 3, 1e-3) == 0
+
+
+def test_fused_order_breaks_ties_by_the_first_ranking_then_the_next_then_id():
+    dense, lexical = [("x", 1), ("y", 2), ("u", 3), ("v", 3)], [("y", 1), ("x", 2), ("v", 3), ("u", 3), ("w", 5)]
+    fused = reciprocal_rank_fusion([dense, lexical])
+    assert fused["x"] == fused["y"] and fused["u"] == fused["v"]
+    assert fused_order(fused, [dense, lexical]) == ["x", "y", "u", "v", "w"]
+    assert fused_order(fused, [lexical, dense]) == ["y", "x", "u", "v", "w"]
+    assert fused_order(fused) == ["x", "y", "u", "v", "w"]  # by id alone
+
+
+def test_best_first_orders_equal_scores_by_index_also_at_the_cut():
+    scores = np.array([1.0, 3.0, 3.0, 2.0, 3.0, 2.0])
+    assert best_first(scores, 2).tolist() == [1, 2]
+    assert best_first(scores, 4).tolist() == [1, 2, 4, 3]
+    assert best_first(scores, 10).tolist() == [1, 2, 4, 3, 5, 0]
+    assert best_first(scores, 0).tolist() == [] and best_first(np.array([]), 3).tolist() == []
+    ties = np.full(1000, 0.5)
+    assert best_first(ties, 5).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_lexical_search_lists_equal_scores_in_index_order():
+    same = "Đoàn thăm Peru."
+    index = LexicalIndex.build(zip(["b", "a", "c", "d"], [same, same, same, "Lima"]))
+    assert [cid for cid, _ in index.search("Peru", k=2)] == ["b", "a"]
+    assert [cid for cid, _ in index.search("Peru", k=5)] == ["b", "a", "c"]
 
 
 def test_tokens_fold_pair_and_keep_exact_syllables():
