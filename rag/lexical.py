@@ -24,6 +24,10 @@ import numpy as np
 from .text import fold, near_spellings, words
 
 _IDS = "chunk_ids.json"
+_VERSION = "tokens_version"
+#: Bump when :func:`tokens` changes: an index built with other tokens has its BM25 side rebuilt at
+#: the next ingest (passages and vectors are kept). An index without the file was built by "1".
+TOKENS_VERSION = "1"
 
 
 def tokens(text: str) -> list[str]:
@@ -64,6 +68,15 @@ class LexicalIndex:
         if self.chunk_ids:
             self._retriever.save(str(path), show_progress=False)
         (path / _IDS).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
+        (path / _VERSION).write_text(TOKENS_VERSION, encoding="utf-8")
+
+    @staticmethod
+    def is_current(path: Path) -> bool:
+        """Whether ``path`` holds an index built with today's :func:`tokens`."""
+        if not (path / _IDS).is_file():
+            return False
+        version = path / _VERSION
+        return (version.read_text(encoding="utf-8").strip() if version.is_file() else "1") == TOKENS_VERSION
 
     @classmethod
     def load(cls, path: Path) -> "LexicalIndex":
