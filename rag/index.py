@@ -6,7 +6,8 @@ Layout of the store folder::
       CURRENT                 name of the live generation, replaced atomically
       gen-000007/chroma/      Chroma PersistentClient folder (cosine space)
       gen-000007/manifest.json  embedder, chunker, and each article's hash and chunk ids
-      gen-000007/bm25/        the lexical (BM25) index of the same passages
+      gen-000007/bm25/        the lexical (BM25) index of the same passages, and the version of its
+                              tokens (a new version rebuilds it at the next ingest, nothing re-embedded)
       .pending-embeddings.sqlite  vectors of an ingest that has not finished (resume journal)
       .lock                   held by the one ingest that may run at a time
 
@@ -370,7 +371,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         old_sids = {sid for entry in old_articles.values() for sid in entry["sentences"]}
         live_sids = {sid for entry in new_articles.values() for sid in entry["sentences"]}
         report.chunks_total = len(live_ids)
-        up_to_date = current is not None and (current / _LEXICAL).is_dir()
+        up_to_date = current is not None and LexicalIndex.is_current(current / _LEXICAL)
         if old is not None and up_to_date and not (report.added or report.updated or report.removed):
             report.generation = current.name if current else ""
             report.seconds = time.perf_counter() - started

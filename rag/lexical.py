@@ -11,6 +11,23 @@ diacritics. A passage is therefore indexed as:
 On XQuAD-vi (240 paragraphs, 1,190 questions, fused with dense sentences) this measured nDCG@10
 97.4, against 97.2 without the exact syllables and 97.1 with them for accented words only.
 
+Word segmentation was tried and is not used: the folded bigrams already hold every two-syllable
+word, and a segmenter's words only add the same evidence twice. Words segmented at ingest (and
+per query) were added as extra tokens; hybrid retrieval, nDCG@10 on ViQuAD dev (2,285 questions)
+/ XQuAD-vi, against 88.7 / 97.4 without:
+- pyvi 0.1.1, multi-syllable words folded (``=dai_bieu``): 88.6 / 97.2 (dev hit@1 79.3 -> 79.1:
+  50 questions changed their first passage, 22 for the better; dev contains 69.4 -> 69.8); as
+  written (``=đại_biểu``): 88.6 / 97.3; both lost one of the seed corpus's answers (91.5 -> 90.4);
+- folded words as bigram tokens (a bigram that is a word counts twice): 88.4 / 97.1;
+- words instead of bigrams: 88.1 / 97.2, and the seed corpus's hit@1 fell from 98.9 to 97.9;
+- words of three syllables or more only: 88.6 / 97.4 (dev: 1 question gained rank 1, 4 lost it);
+- text segmented as written instead of lower-cased: the same on dev and XQuAD-vi (88.6 / 97.2),
+  and the seed corpus kept that answer;
+- underthesea 9.5.0 (Apache-2.0, its model ships in the wheel), folded words: 88.4 / 97.2.
+BM25 alone on dev went from 85.5 to 84.8 with pyvi's words. pyvi segments about 1,500 dev
+passages a second (570 a second on the 160,143 passages of ``benchmarks/scale.py``, 282 s on the
+two shared cores) and its pickled CRF imports scikit-learn (+100 MiB); underthesea is 3 times slower.
+
 The index lives inside each index generation and is rebuilt with it, so it never drifts from Chroma.
 """
 from __future__ import annotations
@@ -24,6 +41,10 @@ import numpy as np
 from .text import fold, near_spellings, words
 
 _IDS = "chunk_ids.json"
+_VERSION = "tokens_version"
+#: Bump when :func:`tokens` changes: an index built with other tokens has its BM25 side rebuilt at
+#: the next ingest (passages and vectors are kept). An index without the file was built by "1".
+TOKENS_VERSION = "1"
 
 
 def tokens(text: str) -> list[str]:
@@ -64,6 +85,15 @@ class LexicalIndex:
         if self.chunk_ids:
             self._retriever.save(str(path), show_progress=False)
         (path / _IDS).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
+        (path / _VERSION).write_text(TOKENS_VERSION, encoding="utf-8")
+
+    @staticmethod
+    def is_current(path: Path) -> bool:
+        """Whether ``path`` holds an index built with today's :func:`tokens`."""
+        if not (path / _IDS).is_file():
+            return False
+        version = path / _VERSION
+        return (version.read_text(encoding="utf-8").strip() if version.is_file() else "1") == TOKENS_VERSION
 
     @classmethod
     def load(cls, path: Path) -> "LexicalIndex":

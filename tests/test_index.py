@@ -192,3 +192,16 @@ def test_an_articles_passages_come_by_their_ids_in_order(indexed, e5):
         assert index.article("no-such-article") == []
     finally:
         index.close()
+
+
+def test_new_lexical_tokens_rebuild_the_bm25_index_and_embed_nothing(indexed, e5, monkeypatch):
+    from rag import lexical
+
+    live = Store(indexed.store_dir).current()
+    assert ingest(indexed, e5, **QUIET).generation == live.name  # nothing changed: nothing written
+    monkeypatch.setattr(lexical, "TOKENS_VERSION", "test")
+    report = ingest(indexed, e5, **QUIET)
+    assert report.generation != live.name and report.sentences_embedded == report.chunks_added == 0
+    assert (report.added, report.updated, report.removed) == ([], [], [])
+    assert lexical.LexicalIndex.is_current(Store(indexed.store_dir).current() / "bm25")
+    assert ingest(indexed, e5, **QUIET).generation == report.generation

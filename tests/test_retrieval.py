@@ -115,6 +115,19 @@ def test_lexical_index_survives_save_and_load(tmp_path):
     assert loaded.search("habana", k=2) == index.search("habana", k=2) and loaded.chunk_ids == ["a", "b"]
 
 
+def test_lexical_index_knows_which_tokens_built_it(tmp_path, monkeypatch):
+    from rag import lexical
+
+    assert not LexicalIndex.is_current(tmp_path / "bm25")
+    LexicalIndex.build(zip(["a"], ["La Habana"])).save(tmp_path / "bm25")
+    assert LexicalIndex.is_current(tmp_path / "bm25")
+    monkeypatch.setattr(lexical, "TOKENS_VERSION", "2")
+    assert not LexicalIndex.is_current(tmp_path / "bm25")
+    monkeypatch.setattr(lexical, "TOKENS_VERSION", "1")
+    (tmp_path / "bm25" / "tokens_version").unlink()  # an index saved before the version was recorded
+    assert LexicalIndex.is_current(tmp_path / "bm25")
+
+
 @pytest.mark.parametrize("question, doc_id, fact", [
     ("ha noi tang la habana bao nhieu tan gao", CUBA, "2000 tấn gạo"),
     ("How many tonnes of rice did Hanoi give to Havana?", CUBA, "2000 tấn gạo"),
