@@ -11,8 +11,9 @@ diacritics. A passage is therefore indexed as:
 On XQuAD-vi (240 paragraphs, 1,190 questions, fused with dense sentences) this measured nDCG@10
 97.4, against 97.2 without the exact syllables and 97.1 with them for accented words only.
 
-Word segmentation was tried and is not used: the folded bigrams already hold every two-syllable
-word, and a segmenter's words only add the same evidence twice. Words segmented at ingest (and
+Word segmentation was tried here and is not used for retrieval (``rag.question`` uses pyvi for
+the unit a question counts): the folded bigrams already hold every two-syllable word, and a
+segmenter's words only add the same evidence twice. Words segmented at ingest (and
 per query) were added as extra tokens; hybrid retrieval, nDCG@10 on ViQuAD dev (2,285 questions)
 / XQuAD-vi, against 88.7 / 97.4 without:
 - pyvi 0.1.1, multi-syllable words folded (``=dai_bieu``): 88.6 / 97.2 (dev hit@1 79.3 -> 79.1:
