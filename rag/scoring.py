@@ -51,12 +51,22 @@ def _bigrams(tokens: Sequence[str]) -> set[str]:
 
 def _window_share(tokens: Sequence[str], terms: set[str], width: int = 12) -> float:
     """The largest share of ``terms`` found within ``width`` consecutive words: question words
-    close together point at the clause that answers, scattered ones less so."""
+    close together point at the clause that answers, scattered ones less so. One pass over the
+    words that are terms (a window slides from one to the next)."""
     if not terms:
         return 0.0
-    best = 0
-    for start in range(max(len(tokens) - width + 1, 1)):
-        best = max(best, len(terms & set(tokens[start:start + width])))
+    hits = [(i, t) for i, t in enumerate(tokens) if t in terms]
+    counts: dict[str, int] = {}
+    best = left = 0
+    for i, term in hits:
+        counts[term] = counts.get(term, 0) + 1
+        while i - hits[left][0] >= width:
+            gone = hits[left][1]
+            counts[gone] -= 1
+            if not counts[gone]:
+                del counts[gone]
+            left += 1
+        best = max(best, len(counts))
     return best / len(terms)
 
 

@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rag.evaluation import summarise
 from rag.question import asked_unit, holds_unit, needs_short_answer, short_answer
@@ -42,6 +44,14 @@ def test_features_are_a_function_of_their_inputs_alone():
     reordered = [Candidate(0, i, 2, c.sentence, c.similarity, c.passage_score, c.doc_id)
                  for i, c in enumerate(found[::-1])]
     assert np.array_equal(features(QUESTION, found)[0, order_free], features(QUESTION, reordered)[1, order_free])
+
+
+@given(st.lists(st.sampled_from("abcdefg"), max_size=40), st.sets(st.sampled_from("abcdefg")),
+       st.integers(min_value=1, max_value=15))
+def test_window_share_is_the_best_window_of_consecutive_words(tokens, terms, width):
+    windows = [set(tokens[start:start + width]) for start in range(max(len(tokens) - width + 1, 1))]
+    expected = max(len(terms & window) for window in windows) / len(terms) if terms else 0.0
+    assert _window_share(tokens, terms, width) == expected
 
 
 def test_window_share_counts_question_words_close_together():

@@ -1,6 +1,9 @@
 import unicodedata
 
-from rag.text import fold, is_english, normalize, split_sentences, words
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.text import fold, fold_slowly, is_english, normalize, split_sentences, words
 
 
 def test_normalize_makes_nfd_and_nfc_equal():
@@ -66,3 +69,9 @@ def test_english_questions_are_told_from_vietnamese_typed_without_diacritics():
     assert not is_english("doan ha noi tham cuba tu ngay nao")
     assert not is_english("ha noi tang argentina bao nhieu tan gao")
     assert not is_english("Ai dẫn đầu đoàn?")
+
+
+@given(st.text(max_size=40) | st.text(alphabet="aàảãáạăắằêếệôốơớưứđĐÀÁHNỘi \u0301\u0323İK\u212a中😀", max_size=40))
+def test_fold_is_its_definition(text):
+    # The fast path (a translation table, ASCII as is) must fold exactly as the definition does.
+    assert fold(text) == fold_slowly(text)
