@@ -18,11 +18,11 @@ from typing import Iterator, Sequence, Union
 import numpy as np
 
 from .index import Hit
-from .question import (article_field, asks_who_led_or_met, dates_event, first_person, named_terms,
+from .question import (article_field, asks_who_led_or_met, constituent, dates_event, first_person, named_terms,
                        needs_short_answer, person_by_verb, question_kind, short_answer, spelled_like)
 from .retrieval import Retriever
-from .scoring import Candidate, SentenceScorer, features, load_scorer
-from .text import content_terms, fold, is_vietnamese, near_spellings, query_terms, words
+from .scoring import FEATURES, Candidate, SentenceScorer, features, load_scorer
+from .text import content_terms, fold, is_vietnamese, near_spellings, words
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
 MAX_ANSWER_CHARS = 400
@@ -134,8 +134,7 @@ class _Candidate:
     hit: Hit
     sentence: str
     similarity: float  # e5 cosine with the question
-    overlap: float  # share of the question's content words the sentence holds (as typed)
-    matched: float  # the same share, with an English question's words in Vietnamese
+    overlap: float  # share of the question's words the sentence holds (an English one's in Vietnamese)
     score: float  # the learned probability that the sentence holds the answer
     order: tuple  # passage rank, place in the passage: breaks ties the same way on every machine
 
@@ -193,7 +192,7 @@ class ExtractiveAnswerer:
         if best is None:
             yield from not_found(question, retrieval.hits, timings)
             return
-        short = short_answer(question_kind(question), best.sentence, question)
+        short = constituent(best.sentence, short_answer(question_kind(question), best.sentence, question))
         lead = f"{short}. " if short else ""
         evidence = _clip(best.sentence, short, content_terms(question),
                          MAX_ANSWER_CHARS - len(lead) - len(" [1]"))
@@ -237,15 +236,10 @@ class ExtractiveAnswerer:
     def _candidates(self, question: str, hits: list[Hit], query_vector) -> list[_Candidate]:
         found, matrix = self.candidate_features(question, hits, query_vector)
         probabilities = self.scorer.probabilities(matrix)
-        terms = set(content_terms(question))
-        translated = set(query_terms(question))
-        candidates = []
-        for c, probability in zip(found, probabilities):
-            folded = {fold(w) for w in words(c.sentence)}
-            overlap = len(terms & folded) / len(terms) if terms else 0.0
-            matched = len(translated & folded) / len(translated) if translated else 0.0
-            candidates.append(_Candidate(hits[c.rank], c.sentence, c.similarity, overlap, matched,
-                                         float(probability), (c.rank, c.index)))
+        overlaps = matrix[:, FEATURES.index("overlap")] if len(matrix) else []
+        candidates = [_Candidate(hits[c.rank], c.sentence, c.similarity, float(overlap), float(probability),
+                                 (c.rank, c.index))
+                      for c, overlap, probability in zip(found, overlaps, probabilities)]
         return sorted(candidates, key=lambda c: (-c.score, c.order))
 
     def _about_article(self, question: str, field_asked: str, hit: Hit, started: float,
@@ -320,7 +314,7 @@ class ExtractiveAnswerer:
         spanning = bool(named) and not any(all(h) for h in holds.values()) and all(map(any, zip(*holds.values())))
         eligible = []
         for candidate in candidates:
-            if candidate.similarity < MIN_SIMILARITY and candidate.matched < 0.5:
+            if candidate.similarity < MIN_SIMILARITY and candidate.overlap < 0.5:
                 continue  # too weak (English: by its words through the glossary)
             if vietnamese and candidate.overlap < MIN_OVERLAP:
                 continue  # shares too few of the question's words

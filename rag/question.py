@@ -11,7 +11,7 @@ import re
 from typing import Iterator
 
 from .text import (STOPWORDS, content_terms, fold, in_vietnamese, is_english, is_vietnamese, near_spellings,
-                   one_letter_less, segment_words, words)
+                   one_letter_less, segment_words, word_spans, words)
 
 # --------------------------------------------------------------------------- question analysis
 
@@ -286,6 +286,26 @@ def short_answer(kind: str, sentence: str, question: str) -> str:
     """The number, date, person or place ``sentence`` gives for ``question`` ("" when none): a
     whole phrase, never one that ends in a function word ("tượng đài … Hồ Chí Minh ở")."""
     return _whole_phrase(_short_answer(kind, sentence, question))
+
+
+def constituent(sentence: str, span: str) -> str:
+    """``span`` as a whole phrase of ``sentence``: a word pyvi segments it into is not cut ("25
+    năm thiết" of "25 năm thiết lập" is "25 năm"), and a piece of a number written with spaced
+    separators ("000 du khách" of "400 . 000 du khách") is none ("")."""
+    at = sentence.find(span)
+    if not span or at < 0:
+        return span
+    end = at + len(span)
+    if (span[0].isdigit() and re.search(r"\d\s?[.,]\s?$", sentence[:at])) or (
+            span[-1].isdigit() and re.match(r"\s?[.,]\s?\d", sentence[end:])):
+        return ""
+    spans = word_spans(sentence)
+    inside = [(a, b) for a, b in spans if a < end and b > at]
+    # Keep the words wholly inside the span: a cut word at either end is dropped.
+    whole = [(a, b) for a, b in inside if a >= at and b <= end]
+    if not whole:
+        return ""
+    return _whole_phrase(sentence[whole[0][0]:whole[-1][1]])
 
 
 # Words that end no answer: a phrase cut after one of them is a fragment. With their diacritics:

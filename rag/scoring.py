@@ -29,6 +29,7 @@ FEATURES = (
     "overlap", "overlap_gap", "idf_overlap", "idf_overlap_gap", "bigram_overlap", "exact_overlap",
     "window_overlap", "first_sentence", "position", "log_chars", "new_words",
     *(f"kind_{k}" for k in KINDS), *(f"gives_{k}" for k in KINDS), "gives_by_verb", "has_digit",
+    "passage_overlap", "passage_idf_overlap", "passage_window", "passage_similarity", "context_overlap",
 )
 
 
@@ -86,9 +87,22 @@ def features(question: str, candidates: Sequence[Candidate]) -> np.ndarray:
     idf_total = sum(idf.values()) or 1.0
     top_score = max(c.passage_score for c in candidates) or 1.0
     top_doc = min(candidates, key=lambda c: c.rank).doc_id
+    # The passage around a sentence: the question's words it holds (sentences of one passage
+    # are consecutive candidates), its best sentence similarity, and the sentence's neighbours.
+    passages: dict[int, list[int]] = {}
+    for i, c in enumerate(candidates):
+        passages.setdefault(c.rank, []).append(i)
+    passage_terms, passage_window, passage_similarity = {}, {}, {}
+    for rank, members in passages.items():
+        passage_terms[rank] = terms & set().union(*(sets[i] for i in members))
+        passage_window[rank] = _window_share([t for i in members for t in folded[i]], terms, 24)
+        passage_similarity[rank] = max(candidates[i].similarity for i in members)
+    best_similarity = max(c.similarity for c in candidates)
     rows = []
-    for c, tokens, present in zip(candidates, folded, sets):
+    for i, (c, tokens, present) in enumerate(zip(candidates, folded, sets)):
         held = terms & present
+        around = present.union(*(sets[j] for j in (i - 1, i + 1)
+                                 if 0 <= j < len(candidates) and candidates[j].rank == c.rank))
         gives = {k: 0.0 for k in KINDS}
         if kind in gives:
             gives[kind] = float(bool(short_answer(kind, c.sentence, question)))
@@ -104,6 +118,10 @@ def features(question: str, candidates: Sequence[Candidate]) -> np.ndarray:
             len(present - terms) / max(len(present), 1),
             *(float(kind == k) for k in KINDS), *(gives[k] for k in KINDS), by_verb,
             float(any(ch.isdigit() for ch in c.sentence)),
+            len(passage_terms[c.rank]) / len(terms) if terms else 0.0,
+            sum(idf[t] for t in passage_terms[c.rank]) / idf_total,
+            passage_window[c.rank], passage_similarity[c.rank] - best_similarity,
+            len(terms & around) / len(terms) if terms else 0.0,
         ])
     matrix = np.asarray(rows, dtype=np.float64)
     for value, gap in (("similarity", "similarity_gap"), ("overlap", "overlap_gap"),

@@ -129,6 +129,23 @@ def segment_words(text: str) -> str:
     return ViTokenizer.tokenize(text)
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """The character spans of ``text``'s words as pyvi segments them ("trao tặng" is one word,
+    "2.000" another); for text without diacritics, its runs of non-space characters."""
+    spans, cursor = [], 0
+    for word in segment_words(text).split():
+        start = end = -1
+        for syllable in word.split("_"):  # "_" joins the syllables of one word
+            found = text.find(syllable, cursor)
+            if found < 0:
+                break
+            start = found if start < 0 else start
+            end = cursor = found + len(syllable)
+        if start >= 0:
+            spans.append((start, end))
+    return spans
+
+
 def content_terms(question: str) -> list[str]:
     return [w for w in (fold(x) for x in words(question)) if w not in STOPWORDS]
 

@@ -6,7 +6,7 @@ from conftest import ARGENTINA, CUBA
 
 from rag.answer import (MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND, ExtractiveAnswerer, Final,
                         Sources, TextDelta, _clip)
-from rag.question import (article_field, asked_unit, dates_event, english_role, named_terms, person_by_verb,
+from rag.question import (article_field, asked_unit, constituent, dates_event, english_role, named_terms, person_by_verb,
                           question_kind, short_answer, spelled_like)
 from rag.retrieval import Retriever
 from rag.text import query_terms
@@ -145,6 +145,23 @@ def test_short_answers():
     wreath = "Đoàn đặt vòng hoa tại tượng đài Chủ tịch Hồ Chí Minh ở thủ đô Buenos Aires."
     assert short_answer("place", wreath, "Đoàn đặt vòng hoa ở đâu?") == "tượng đài Chủ tịch Hồ Chí Minh"
     assert short_answer("place", "Họ đã gặp nhau ở đó.", "Họ gặp nhau ở đâu?") == ""
+
+
+def test_a_short_answer_is_a_whole_phrase_of_its_sentence():
+    # A word pyvi segments is not cut: "thiết lập", "động vật" are one word each.
+    assert constituent("Hai bên kỷ niệm 25 năm thiết lập quan hệ.", "25 năm thiết") == "25 năm"
+    assert constituent("Nơi đây có 30 loài động vật quý.", "30 loài động") == "30 loài"
+    # A piece of a number written with spaced separators (as the development set writes them).
+    assert constituent("có 400 . 000 du khách mỗi năm", "000 du khách") == ""
+    assert constituent("nhập siêu 2 , 11 tỷ usd", "2") == ""
+    # Whole phrases stay as they are, names and dates included.
+    rice = "Hà Nội trao tặng 2.000 tấn gạo cho La Habana."
+    assert constituent(rice, "2.000 tấn gạo") == "2.000 tấn gạo"
+    assert constituent("Ngày 21/11, đoàn tới thăm Cuba.", "Ngày 21/11") == "Ngày 21/11"
+    met = "Ông Elard Alberto Escala Sanchez-Barreto tiếp đoàn."
+    assert constituent(met, "Elard Alberto Escala Sanchez-Barreto") == "Elard Alberto Escala Sanchez-Barreto"
+    assert constituent("khong dau 25 nam thiet lap", "25 nam thiet") == "25 nam thiet"  # no words to tell
+    assert constituent("Hai bên hội đàm.", "") == ""
 
 
 def test_clip_keeps_the_clauses_with_the_question_words():

@@ -35,6 +35,20 @@ def test_features_describe_each_sentence_against_the_question_and_the_others():
     assert features(QUESTION, []).shape == (0, len(FEATURES))
 
 
+def test_passage_features_see_the_sentences_around_a_candidate():
+    # Two passages: the rice sentence alone, and the talks sentence with a neighbour naming rice.
+    found = [Candidate(0, 0, 1, RICE, 0.85, 0.03, "cuba"),
+             Candidate(1, 0, 2, TALKS, 0.80, 0.02, "cuba"), Candidate(1, 1, 2, "Gạo đã tới.", 0.70, 0.02, "cuba")]
+    matrix = features(QUESTION, found)
+    # The talks sentence lacks "gạo", its neighbour (and so its passage) holds it.
+    assert column(matrix, "passage_overlap")[1] > column(matrix, "overlap")[1]
+    assert column(matrix, "context_overlap")[1] > column(matrix, "overlap")[1]
+    # A passage's similarity is its best sentence's, against the best of all.
+    assert list(column(matrix, "passage_similarity").round(6)) == [0.0, -0.05, -0.05]
+    # Sentences of one passage share its columns.
+    assert column(matrix, "passage_window")[1] == column(matrix, "passage_window")[2]
+
+
 def test_features_are_a_function_of_their_inputs_alone():
     found = candidates(RICE, TALKS)
     assert np.array_equal(features(QUESTION, found), features(QUESTION, found))

@@ -3,7 +3,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.text import fold, fold_slowly, is_english, normalize, split_sentences, words
+from rag.text import fold, fold_slowly, is_english, normalize, split_sentences, word_spans, words
 
 
 def test_normalize_makes_nfd_and_nfc_equal():
@@ -75,3 +75,17 @@ def test_english_questions_are_told_from_vietnamese_typed_without_diacritics():
 def test_fold_is_its_definition(text):
     # The fast path (a translation table, ASCII as is) must fold exactly as the definition does.
     assert fold(text) == fold_slowly(text)
+
+
+def test_word_spans_are_pyvi_words_in_the_text():
+    text = "Đoàn đã trao tặng 2.000 tấn gạo cho thành phố La Habana."
+    assert [text[a:b] for a, b in word_spans(text)] == [
+        "Đoàn", "đã", "trao tặng", "2.000", "tấn", "gạo", "cho", "thành phố", "La Habana", "."]
+
+
+@given(st.text(alphabet="aăâeêioôơuưyđ àáảãạằắẳẵặềếểễệ.,0123456789ĐHN", max_size=60))
+def test_word_spans_are_ordered_disjoint_and_trimmed(text):
+    spans = word_spans(text)
+    assert all(0 <= a < b <= len(text) for a, b in spans)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    assert all(text[a:b] == text[a:b].strip() for a, b in spans)
