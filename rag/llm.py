@@ -41,7 +41,7 @@ from .grounding import Sentence, cited_numbers as _numbers, echoes_prompt, find_
 from .index import Hit
 from .retrieval import Retriever
 from .settings import Settings
-from .text import fold, words
+from .text import fold, segment_words, words
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ def bounded(chunks, until: float) -> Iterator:
         while True:
             left = until - time.monotonic()
             try:
-                kind, value = items.get(timeout=left) if left > 0 else items.get_nowait()
+                if left <= 0:
+                    raise queue.Empty
+                kind, value = items.get(timeout=left)
             except queue.Empty:
                 raise DeadlineExceeded from None
             if kind == "end":
@@ -147,6 +149,10 @@ class LLMAnswerer:
         self.deadline = deadline
         # A class is built on the same retriever; an answerer instance is used as is; None abstains.
         self.fallback = fallback(retriever, top_k=top_k) if isinstance(fallback, type) else fallback
+        if isinstance(self.fallback, ExtractiveAnswerer):
+            # The fallback answers when the deadline has passed: it must take milliseconds then,
+            # not seconds loading its word segmenter (once per process).
+            segment_words("Hà Nội")
 
     def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         final = None

@@ -82,8 +82,10 @@ class StubChatServer:
         pieces = self.pieces(body)
         if self.endless:
             def forever():
+                yield from pieces
+                again = [" " + pieces[0].lstrip()] + pieces[1:] if pieces else [" "]
                 while True:
-                    yield from pieces
+                    yield from again
             return forever(), "stop"
         limit = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("options", {}).get("num_predict")
         if limit and len(pieces) > limit:
