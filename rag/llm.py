@@ -194,7 +194,7 @@ class LLMAnswerer:
         yield Sources(tuple(cite(n, hit, "") for n, hit in enumerate(hits, start=1)))
 
         generating = time.perf_counter()
-        checker = SentenceChecker(hits, question)
+        checker = SentenceChecker(hits, question, self._article_text)
         raw, shown, reason = "", False, ""
         try:
             for chunk in bounded(lambda: self.chat_model.stream(build_messages(question, hits)), until):
@@ -230,6 +230,13 @@ class LLMAnswerer:
         citations = tuple(cite(n, hits[n - 1], best_quote(claims[n], hits[n - 1])) for n in sorted(claims))
         yield Final(Answer(question, text, citations, False, timings_ms=timings, answerer="llm", reason=reason))
 
+    def _article_text(self, doc_id: str) -> str:
+        """The whole text of an article of the index ("" when it cannot be read)."""
+        try:
+            return "\n".join(hit.text for hit in self.retriever.index.article(doc_id))
+        except Exception:  # an index without article lookup: the passage alone is checked
+            return ""
+
     def _fallback(self, question: str, hits: list[Hit], timings: dict, drop: tuple, reason: str) -> Iterator[Event]:
         """The fallback's events but those of the types in ``drop``; its Final with our timings
         and ``reason``."""
@@ -255,8 +262,11 @@ class SentenceChecker:
     at the end), and shown with them. A sentence repeating the prompt, or a first sentence
     saying the passages do not answer, rejects the answer whole (:attr:`reason`)."""
 
-    def __init__(self, hits: list[Hit], question: str) -> None:
+    def __init__(self, hits: list[Hit], question: str, article_text=lambda doc_id: "") -> None:
         self.sources = {n: f"{hit.title}\n{hit.outlet} {hit.date}\n{hit.text}" for n, hit in enumerate(hits, start=1)}
+        self.documents = {n: hit.doc_id for n, hit in enumerate(hits, start=1)}
+        self.article_text = article_text
+        self._articles: dict[str, str] = {}
         self.question = question
         self.screened = 0  # sentences checked for an echo
         self.decided = 0  # sentences decided (shown or dropped)
@@ -309,7 +319,10 @@ class SentenceChecker:
             return []
         self.judged += 1
         source = "\n".join(self.sources[n] for n in numbers)
-        if not support(sentence.text, source, self.question).supported:
+        for doc in {self.documents[n] for n in numbers} - set(self._articles):
+            self._articles[doc] = self.article_text(doc)
+        context = "\n".join(self._articles[self.documents[n]] for n in numbers)
+        if not support(sentence.text, source, self.question, context).supported:
             self.dropped += 1
             return []
         if own:

@@ -141,3 +141,34 @@ def test_every_line_of_the_real_prompt_but_passages_and_question_is_caught():
 def test_shingles():
     assert shingles("Một hai ba bốn", 3) == {("mot", "hai", "ba"), ("hai", "ba", "bon")}
     assert shingles("Một hai", 3) == frozenset()
+
+
+def test_a_long_name_may_be_one_letter_off_a_short_one_may_not():
+    source = "Đoàn thăm Ban dự án của Tập đoàn Viễn thông Quân đội Vietel tại Peru; ông Lin phát biểu."
+    assert support("Đoàn thăm Ban dự án của Tập đoàn Viettel tại Peru [1].", source).supported
+    assert not support("Đoàn thăm Ban dự án của Tập đoàn Vinatel tại Peru [1].", source).supported
+    assert not support("Đoàn thăm Ban dự án tại Peru, ông Lan phát biểu [1].", source).supported
+
+
+def test_every_noun_must_be_there_verbs_may_be_the_models_own():
+    # An invented thing inside a sentence otherwise copied: its nouns are not in the passage.
+    claim = ("Qua trao đổi, Phó Bí thư Thường trực Thành ủy Hà Nội Nguyễn Thị Tuyến cho biết, Đảng bộ, chính quyền "
+             "và nhân dân Thủ đô mong muốn chia sẻ những khó khăn về tuyến đường sắt cao tốc [1].")
+    verdict = support(claim, RICE_PASSAGE)
+    assert not verdict.supported and "duong sat" in verdict.missing and verdict.coverage > 0.8
+    # Another verb ("trao", "gửi") is a paraphrase; words of several syllables count where they stand together.
+    assert support("Hà Nội trao 2000 tấn gạo cho La Habana để hỗ trợ an ninh lương thực [1].", RICE_PASSAGE).supported
+    verdict = support("Hà Nội tặng La Habana 2000 tấn gạo hỗ trợ an ninh quốc phòng [1].", RICE_PASSAGE)
+    assert not verdict.supported and "quoc phong" in verdict.missing
+
+
+def test_nouns_that_refer_back_and_names_the_question_gives_need_not_be_in_the_passage():
+    passage = "Hai bên nhấn mạnh dịp hai nước kỷ niệm 25 năm thiết lập quan hệ ngoại giao vào tháng 11 tới."
+    article = "Đoàn Thành ủy Hà Nội thăm Argentina, Peru. … Việt Nam và Peru … " + passage
+    question = "Việt Nam và Peru kỷ niệm bao nhiêu năm thiết lập quan hệ ngoại giao?"
+    claim = "Việt Nam và Peru kỷ niệm 25 năm thiết lập quan hệ ngoại giao [1]."
+    assert support(claim, passage, question, article).supported
+    assert not support(claim, passage, question, context="").supported  # the article must hold them
+    # The question's other words are no licence: "tấn gạo" must be in the cited passage itself.
+    assert not support("Hà Nội tặng La Habana 2000 tấn gạo [2].", MEMORANDA_PASSAGE, RICE, RICE_PASSAGE).supported
+    assert support("Hai bên ký hai Biên bản ghi nhớ năm 2000 và 2005 [2].", MEMORANDA_PASSAGE).supported
