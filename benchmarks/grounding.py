@@ -31,7 +31,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -257,7 +256,11 @@ def main(argv=None) -> int:
     print(table(results))
     leaked = [r for r in results if r["shown_invented"]]
     ran = [r for r in results if r["outcome"] != "not run"]
-    print(f"\ninvented sentences shown: {len(leaked)}")
+    hand = [r for r in ran if r.get("made") == "hand"]
+    print("\nhand-written outputs: " + ", ".join(
+        f"{kind} {sum(r['outcome'] != 'replaced' for r in hand if r['kind'] == kind)}/"
+        f"{sum(r['kind'] == kind for r in hand)} shown" for kind in KINDS if any(r["kind"] == kind for r in hand)))
+    print(f"invented sentences shown: {len(leaked)}")
     print(f"check time per answer (model stream + check, scripted model): p50 "
           f"{statistics.median(r['check_ms'] for r in ran):.1f} ms, max {max(r['check_ms'] for r in ran):.1f} ms")
     for r in results:
