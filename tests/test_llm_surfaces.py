@@ -22,7 +22,7 @@ def scripted_reply(body: dict) -> str:
     """Echo the prompt for the rice question, answer the others faithfully."""
     if "tấn gạo" in prompt_of(body).split("Câu hỏi: ")[-1]:
         return echo_prompt(body)
-    return citing(LEADER, "Ngô Thị Thanh Hằng")(body)
+    return citing(LEADER, "đoàn đại biểu thành phố Hà Nội do Ủy viên")(body)
 
 
 @pytest.fixture(scope="module")
