@@ -53,13 +53,34 @@ class Answer:
     standalone: str = ""  # the question as retrieved, when a follow-up was rewritten
     related: tuple[Citation, ...] = ()  # closest passages, shown when abstaining
     timings_ms: dict = field(default_factory=dict)
+    answerer: str = "extractive"  # "llm" or "extractive": who wrote the text
+    reason: str = ""  # why an LLM's answer is not shown as written: a key of NOTES ("" when it is)
+
+    @property
+    def note(self) -> str:
+        """What the chat, the widget and the CLI show under the answer ("" for none)."""
+        return NOTES.get(self.reason, "")
 
     def as_dict(self) -> dict:
         """The JSON shape of ``rag ask --json`` and the HTTP API."""
         return {"question": self.question, "standalone": self.standalone or self.question,
                 "answer": self.text, "short": self.short,
                 "abstained": self.abstained, "citations": [asdict(c) for c in self.citations],
-                "related": [asdict(c) for c in self.related], "timings_ms": self.timings_ms}
+                "related": [asdict(c) for c in self.related], "timings_ms": self.timings_ms,
+                "answerer": self.answerer, "reason": self.reason, "note": self.note}
+
+
+_EXTRACTED = "câu trả lời dưới đây được trích trực tiếp từ các bài báo."
+# Why the LLM's answer was not shown as it wrote it (Answer.reason), as users read it.
+NOTES = {
+    "deadline": f"Mô hình ngôn ngữ không trả lời kịp trong thời gian cho phép; {_EXTRACTED}",
+    "llm_error": f"Không kết nối được với mô hình ngôn ngữ; {_EXTRACTED}",
+    "echo": f"Mô hình ngôn ngữ lặp lại lời nhắc thay vì trả lời; {_EXTRACTED}",
+    "llm_not_found": f"Mô hình ngôn ngữ không tìm thấy câu trả lời trong các đoạn trích; {_EXTRACTED}",
+    "no_citation": f"Câu trả lời của mô hình ngôn ngữ không dẫn nguồn; {_EXTRACTED}",
+    "ungrounded": f"Các đoạn trích được dẫn không xác nhận câu trả lời của mô hình ngôn ngữ; {_EXTRACTED}",
+    "partly_grounded": "Những câu mà đoạn trích được dẫn không xác nhận đã được bỏ khỏi câu trả lời.",
+}
 
 
 @dataclass(frozen=True)

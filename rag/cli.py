@@ -166,7 +166,7 @@ def _ask(settings: Settings, args) -> int:
 
 
 def _render_answer(answer) -> str:
-    lines = [answer.text]
+    lines = [f"({answer.note})", answer.text] if answer.note else [answer.text]
     sources = answer.related if answer.abstained else answer.citations
     if sources:
         lines.append("\nCác đoạn gần nhất:" if answer.abstained else "\nNguồn:")

@@ -367,7 +367,7 @@ def score(outcome: Outcome, english: bool = False) -> dict:
     q, a = outcome.question, outcome.answer
     result = {"id": q.id, "type": q.type or UNTYPED, "answerable": bool(q.answers), "rank": outcome.rank,
               "abstained": a.abstained, "chars": len(a.text), "citations": len(a.citations),
-              "timings_ms": {**a.timings_ms, "total": outcome.total_ms}}
+              "answerer": a.answerer, "reason": a.reason, "timings_ms": {**a.timings_ms, "total": outcome.total_ms}}
     if q.answers:
         span = answer_span(a)
         result.update(

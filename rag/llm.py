@@ -3,11 +3,22 @@ retrieved passages, and the answer is checked before it is shown.
 
 The model sees the passages numbered ``[1]..[n]`` in retrieval order (with title, outlet and date)
 and is told, in Vietnamese, to answer briefly from them only, to cite every claim with ``[n]`` and
-to say exactly :data:`rag.answer.NOT_FOUND` when they do not hold the answer. After generation
-every ``[n]`` that is not one of the passages given is removed. The numbers are **not**
-renumbered: ``[n]`` in the text and ``Citation.n`` are the n-th retrieved passage, as listed by the
-``Sources`` event. An answer left with no valid citation, or in which the model says it does not
-know, is replaced by the extractive answerer's (which may itself abstain).
+to say exactly :data:`rag.answer.NOT_FOUND` when they do not hold the answer. The numbers are
+**not** renumbered: ``[n]`` in the text and ``Citation.n`` are the n-th retrieved passage, as listed
+by the ``Sources`` event.
+
+What the model writes is bounded and checked before it is shown:
+
+- at most ``RAG_LLM_MAX_TOKENS`` tokens (the server's ``max_tokens``), and the whole answer
+  within ``RAG_LLM_DEADLINE`` seconds of the question, whatever the server does (the stream is
+  read in a thread and cut at the deadline);
+- sentence by sentence (:mod:`rag.grounding`): a sentence is shown only once it is complete and
+  the passage it cites supports it; every ``[n]`` that is not a passage given is removed; an
+  answer that repeats the prompt is cut at once.
+
+An answer left with no supported sentence, one in which the model says it does not know, or one
+not finished in time is replaced by the extractive answerer's (which may itself abstain), and
+the final answer says so (``Answer.answerer``, ``Answer.reason``).
 
 ``make_chat_model(settings)`` builds the LangChain chat model that ``RAG_LLM`` names, or returns
 ``None`` for ``RAG_LLM=none``; the LangChain integrations are imported only there.
@@ -17,33 +28,90 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import queue
 import re
+import threading
 import time
 from typing import Iterator, Sequence
 
 from .answer import (NOT_FOUND, Answer, Event, ExtractiveAnswerer, Final, Sources,
                      TextDelta, cite, content_terms, not_found, nothing_asked, standalone_question, with_history)
+from .grounding import CITATION as _GROUP
+from .grounding import Sentence, cited_numbers as _numbers, echoes_prompt, find_citations, shingles, split_answer, support
 from .index import Hit
 from .retrieval import Retriever
 from .settings import Settings
-from .text import fold, words
+from .text import fold, segment_words, words
 
 log = logging.getLogger(__name__)
 
 LLM_KINDS = ("none", "openai", "ollama")
-LLM_TIMEOUT = 120.0  # seconds per request; a local model may take a while to load
+DEFAULT_DEADLINE = Settings.llm_deadline
+REWRITE_SHARE = 0.3  # of the deadline, at most, for rewriting a follow-up
 INSTALL_HINT = "pip install -e '.[llm]'"
 
-SYSTEM_PROMPT = f"""Bạn là trợ lý trả lời câu hỏi về các chuyến thăm và làm việc ở nước ngoài của \
-đoàn đại biểu thành phố Hà Nội. Bạn chỉ được dùng các đoạn trích từ bài báo được đánh số [1], [2], … \
-mà người dùng cung cấp.
-
-Quy tắc:
+RULES = f"""Quy tắc:
 - Chỉ trả lời bằng thông tin có trong các đoạn trích; không dùng kiến thức bên ngoài, không suy đoán.
 - Mọi thông tin trong câu trả lời phải kèm số của đoạn trích chứa nó trong ngoặc vuông, đặt ngay \
 sau thông tin đó, ví dụ [1] hoặc [1][2]. Chỉ dùng số của các đoạn trích đã cho.
 - Nếu các đoạn trích không chứa câu trả lời, chỉ viết đúng một câu: {NOT_FOUND}
 - Trả lời ngắn gọn, một đến ba câu, bằng tiếng Việt."""
+SYSTEM_PROMPT = f"""Bạn là trợ lý trả lời câu hỏi về các chuyến thăm và làm việc ở nước ngoài của \
+đoàn đại biểu thành phố Hà Nội. Bạn chỉ được dùng các đoạn trích từ bài báo được đánh số [1], [2], … \
+mà người dùng cung cấp.
+
+{RULES}"""
+ASK = "Trả lời ngắn gọn chỉ dựa trên {which} ở trên, ghi số đoạn trích sau mỗi thông tin."
+# Runs of words of the prompt's instructions (not the persona, which names the city and its
+# delegations as answers do, nor the "not found" sentence, which the model is asked to write).
+INSTRUCTIONS = shingles(RULES.replace(NOT_FOUND, " ") + "\n" + ASK.format(which="các đoạn trích"))
+
+
+class DeadlineExceeded(Exception):
+    """The model had not finished when the answer's deadline passed."""
+
+
+def bounded(chunks, until: float) -> Iterator:
+    """The items of ``chunks()`` (a model's stream), read in a thread so that waiting for the next
+    one never goes past ``until`` (``time.monotonic()``): then DeadlineExceeded. The model's own
+    errors are raised here. When the caller stops (deadline, or it has seen enough), the thread
+    closes the model's stream at its next chunk (closing the HTTP response), or at the client's
+    read timeout if the server sends nothing more."""
+    items: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        stream = None
+        try:
+            stream = chunks()
+            for chunk in stream:
+                if stop.is_set():
+                    break
+                items.put(("chunk", chunk))
+            items.put(("end", None))
+        except BaseException as exc:  # passed to the caller
+            items.put(("error", exc))
+        finally:
+            if stream is not None and hasattr(stream, "close"):
+                stream.close()
+
+    threading.Thread(target=produce, name="llm-stream", daemon=True).start()
+    try:
+        while True:
+            left = until - time.monotonic()
+            try:
+                if left <= 0:
+                    raise queue.Empty
+                kind, value = items.get(timeout=left)
+            except queue.Empty:
+                raise DeadlineExceeded from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
 
 
 class LLMAnswerer:
@@ -52,29 +120,39 @@ class LLMAnswerer:
     ``stream(question)`` yields, in order:
 
     1. ``Sources``: every retrieved passage, numbered 1..k in retrieval order (quote ``""``);
-    2. ``TextDelta`` for each chunk the model streams (reasoning in ``<think>…</think>`` is not
-       shown). These are a **preview**: invalid citations are still in them;
-    3. exactly one ``Final``. Its ``answer.text`` is authoritative and may differ from the
-       concatenated deltas: invalid ``[n]`` removed, or, when the model cited no retrieved
-       passage, said it does not know or failed, the fallback (extractive) answer, whose own
-       citations are numbered from 1 independently of ``Sources``. A UI that rendered the deltas
-       must therefore replace the streamed text with ``Final.answer.text`` and render sources
-       from ``Final.answer.citations`` (or ``related`` when ``abstained``). When the model
-       streamed nothing visible (e.g. it failed at once), the fallback's ``TextDelta`` is
-       passed on before the ``Final``, so the deltas then equal the final text.
+    2. ``TextDelta`` for each sentence of the model's answer once it is complete and supported
+       by the passages it cites (:func:`rag.grounding.support`); unsupported sentences are never
+       shown, and invalid ``[n]`` are removed before a sentence is. Reasoning in
+       ``<think>…</think>`` is not shown;
+    3. exactly one ``Final``, authoritative. With ``answerer="llm"`` its text is the shown
+       sentences (``reason="partly_grounded"`` when some were dropped). Otherwise it is the
+       fallback (extractive) answer, ``answerer="extractive"``, with ``reason`` saying why:
+       ``deadline`` (no complete answer within ``deadline`` seconds of the question, rewriting
+       a follow-up included), ``llm_error``, ``echo`` (the model repeated the prompt: the stream
+       is cut at once), ``llm_not_found`` (the model said the passages do not answer),
+       ``no_citation`` or ``ungrounded`` (no sentence supported by the passage it cites). The
+       fallback's citations are numbered from 1 independently of ``Sources``, so a UI renders
+       sources from ``Final.answer.citations`` (or ``related`` when ``abstained``); when
+       sentences were shown before the fallback, the Final's text replaces them; when none were,
+       the fallback's ``TextDelta`` is passed on, so the deltas equal the final text.
 
     No question or no retrieved passage: the model is not called and the fallback's own events
-    (``Sources``, ``TextDelta``, ``Final``) are passed through. ``timings_ms`` holds ``retrieve``
-    and ``generate`` (model time, 0 when not called), plus ``fallback`` when the fallback answered.
+    are passed through. ``timings_ms`` holds ``retrieve`` and ``generate`` (model time, 0 when
+    not called), plus ``fallback`` when the fallback answered.
     """
 
     def __init__(self, retriever: Retriever, chat_model, top_k: int = 4,
-                 fallback=ExtractiveAnswerer) -> None:
+                 fallback=ExtractiveAnswerer, deadline: float = DEFAULT_DEADLINE) -> None:
         self.retriever = retriever
         self.chat_model = chat_model
         self.top_k = top_k
+        self.deadline = deadline
         # A class is built on the same retriever; an answerer instance is used as is; None abstains.
         self.fallback = fallback(retriever, top_k=top_k) if isinstance(fallback, type) else fallback
+        if isinstance(self.fallback, ExtractiveAnswerer):
+            # The fallback answers when the deadline has passed: it must take milliseconds then,
+            # not seconds loading its word segmenter (once per process).
+            segment_words("Hà Nội")
 
     def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         final = None
@@ -86,19 +164,24 @@ class LLMAnswerer:
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Iterator[Event]:
         """Events for ``question``; ``history`` holds earlier ``(question, answer text)`` turns.
         With a history, the model first rewrites the question into a standalone one for
-        retrieval; if it fails, the deterministic rule of :func:`standalone_question` does."""
-        return with_history(self._stream, question, history, rewrite=self._standalone)
+        retrieval (within :data:`REWRITE_SHARE` of the deadline); if it fails or is late, the
+        deterministic rule of :func:`standalone_question` does."""
+        until = time.monotonic() + self.deadline
+        return with_history(lambda standalone: self._stream(standalone, until), question, history,
+                            rewrite=lambda q, h: self._standalone(q, h, until))
 
-    def _standalone(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+    def _standalone(self, question: str, history: Sequence[tuple[str, str]], until: float) -> str:
         try:
-            rewritten = parse_rewrite(str(self.chat_model.invoke(build_rewrite_messages(question, history)).text),
-                                      question)
-        except Exception as exc:  # a server down must not break the chat
+            own = min(until, time.monotonic() + REWRITE_SHARE * self.deadline)
+            output = "".join(str(chunk.text) for chunk in bounded(
+                lambda: self.chat_model.stream(build_rewrite_messages(question, history)), own))
+            rewritten = parse_rewrite(output, question)
+        except Exception as exc:  # a server down or late must not break the chat
             log.warning("LLM rewrite failed (%s: %s); using the rule", type(exc).__name__, exc)
             rewritten = ""
         return rewritten or standalone_question(question, history)
 
-    def _stream(self, question: str) -> Iterator[Event]:
+    def _stream(self, question: str, until: float) -> Iterator[Event]:
         if nothing_asked(question):
             yield from not_found(question, (), {"retrieve": 0.0, "generate": 0.0})
             return
@@ -106,36 +189,57 @@ class LLMAnswerer:
         hits = self.retriever.retrieve(question, k=self.top_k).hits
         timings = {"retrieve": 1000 * (time.perf_counter() - started), "generate": 0.0}
         if not hits:
-            yield from self._fallback(question, hits, timings, drop=())
+            yield from self._fallback(question, hits, timings, drop=(), reason="")
             return
         yield Sources(tuple(cite(n, hit, "") for n, hit in enumerate(hits, start=1)))
 
         generating = time.perf_counter()
-        raw, shown = "", ""
+        checker = SentenceChecker(hits, question, self._article_text)
+        raw, shown, reason = "", False, ""
         try:
-            for chunk in self.chat_model.stream(build_messages(question, hits)):
+            for chunk in bounded(lambda: self.chat_model.stream(build_messages(question, hits)), until):
                 raw += str(chunk.text)
-                visible = _visible_so_far(raw)
-                if len(visible) > len(shown) and visible.startswith(shown):
-                    yield TextDelta(visible[len(shown):])
-                    shown = visible
+                for piece in checker.feed(_visible_so_far(raw), final=False):
+                    yield TextDelta(piece)
+                    shown = True
+                if checker.reason:  # echo, or "not found": nothing more is worth reading
+                    break
+            else:
+                for piece in checker.feed(strip_reasoning(raw), final=True):
+                    yield TextDelta(piece)
+                    shown = True
+        except DeadlineExceeded:
+            reason = "deadline"
+            log.warning("LLM answer not complete within RAG_LLM_DEADLINE=%gs; using the extractive answer",
+                        self.deadline)
         except Exception as exc:  # a server down or misconfigured must not break the chat
+            reason = "llm_error"
             log.warning("LLM answer failed (%s: %s); using the extractive answer", type(exc).__name__, exc)
-            raw = ""
         timings["generate"] = 1000 * (time.perf_counter() - generating)
 
-        text = clean_citations(strip_reasoning(raw), set(range(1, len(hits) + 1)))
-        cited = find_citations(text)
-        if not cited or says_not_found(text):
+        reason = reason or checker.outcome()
+        if reason and reason != "partly_grounded":
+            if reason not in ("llm_not_found",):
+                log.warning("LLM answer rejected (%s); using the extractive answer", reason)
             # Sources were sent (numbered as the model saw them); deltas only if none were.
-            yield from self._fallback(question, hits, timings, drop=(Sources, TextDelta) if shown else (Sources,))
+            yield from self._fallback(question, hits, timings, drop=(Sources, TextDelta) if shown else (Sources,),
+                                      reason=reason)
             return
+        text = checker.text()
         claims = _claims_by_citation(text)
-        citations = tuple(cite(n, hits[n - 1], best_quote(claims[n], hits[n - 1])) for n in sorted(cited))
-        yield Final(Answer(question, text, citations, False, timings_ms=timings))
+        citations = tuple(cite(n, hits[n - 1], best_quote(claims[n], hits[n - 1])) for n in sorted(claims))
+        yield Final(Answer(question, text, citations, False, timings_ms=timings, answerer="llm", reason=reason))
 
-    def _fallback(self, question: str, hits: list[Hit], timings: dict, drop: tuple) -> Iterator[Event]:
-        """The fallback's events but those of the types in ``drop``; its Final with our timings."""
+    def _article_text(self, doc_id: str) -> str:
+        """The whole text of an article of the index ("" when it cannot be read)."""
+        try:
+            return "\n".join(hit.text for hit in self.retriever.index.article(doc_id))
+        except Exception:  # an index without article lookup: the passage alone is checked
+            return ""
+
+    def _fallback(self, question: str, hits: list[Hit], timings: dict, drop: tuple, reason: str) -> Iterator[Event]:
+        """The fallback's events but those of the types in ``drop``; its Final with our timings
+        and ``reason``."""
         started = time.perf_counter()
         if self.fallback is None:
             events = not_found(question, hits, {})
@@ -144,10 +248,111 @@ class LLMAnswerer:
         for event in events:
             if isinstance(event, Final):
                 timings = {**timings, "fallback": 1000 * (time.perf_counter() - started)}
-                yield Final(dataclasses.replace(event.answer, timings_ms=timings))
+                yield Final(dataclasses.replace(event.answer, timings_ms=timings, answerer="extractive",
+                                                reason=reason))
                 return
             if not isinstance(event, drop):
                 yield event
+
+
+class SentenceChecker:
+    """Decides, as a model's answer streams, which of its sentences are shown: each must cite a
+    passage it was given that supports it (:func:`rag.grounding.support`). A sentence without a
+    citation is checked against the passages the next cited sentence cites (the previous one's
+    at the end), and shown with them. A sentence repeating the prompt, or a first sentence
+    saying the passages do not answer, rejects the answer whole (:attr:`reason`)."""
+
+    def __init__(self, hits: list[Hit], question: str, article_text=lambda doc_id: "") -> None:
+        self.sources = {n: f"{hit.title}\n{hit.outlet} {hit.date}\n{hit.text}" for n, hit in enumerate(hits, start=1)}
+        self.documents = {n: hit.doc_id for n, hit in enumerate(hits, start=1)}
+        self.article_text = article_text
+        self._articles: dict[str, str] = {}
+        self.question = question
+        self.screened = 0  # sentences checked for an echo
+        self.decided = 0  # sentences decided (shown or dropped)
+        self.kept: list[str] = []  # shown sentences, citations cleaned
+        self.dropped = 0
+        self.judged = 0  # sentences checked against a passage
+        self.reason = ""  # "echo" or "llm_not_found": the whole answer is rejected
+        self._last_cited: tuple[int, ...] = ()
+
+    def feed(self, text: str, final: bool) -> list[str]:
+        """The text to show for the sentences of ``text`` (the answer so far; ``final``: all of
+        it) decided by this call, each piece with the separator before it."""
+        sentences = split_answer(text, final)
+        for i in range(self.screened, len(sentences)):
+            if i == 0 and says_not_found(sentences[i].text):
+                self.reason = "llm_not_found"
+            elif echoes_prompt(sentences[i].text, INSTRUCTIONS):
+                self.reason = "echo"
+            if self.reason:
+                return []
+        self.screened = len(sentences)
+        if not final and echoes_prompt(_tail(text, sentences), INSTRUCTIONS):
+            self.reason = "echo"  # an echo without a line break still stops early
+            return []
+        pending = sentences[self.decided:]
+        pieces: list[str] = []
+        while pending:
+            cited = next((i for i, sentence in enumerate(pending) if self._valid(sentence)), None)
+            if cited is None and not final:
+                break  # sentences without a valid citation wait for the next cited one
+            batch = pending if cited is None else pending[:cited + 1]
+            donor = self._valid(batch[-1]) or self._last_cited
+            for sentence in batch:
+                pieces += self._decide(sentence, donor)
+            pending = pending[len(batch):]
+        return pieces
+
+    def _valid(self, sentence: Sentence) -> tuple[int, ...]:
+        return tuple(n for n in sentence.cited if n in self.sources)
+
+    def _decide(self, sentence: Sentence, donor: tuple[int, ...]) -> list[str]:
+        self.decided += 1
+        own = self._valid(sentence)
+        if sentence.cited and not own:  # it cites only passages it was not given
+            self.dropped += 1
+            return []
+        numbers = own or donor
+        if not numbers:
+            self.dropped += 1
+            return []
+        self.judged += 1
+        source = "\n".join(self.sources[n] for n in numbers)
+        for doc in {self.documents[n] for n in numbers} - set(self._articles):
+            self._articles[doc] = self.article_text(doc)
+        context = "\n".join(self._articles[self.documents[n]] for n in numbers)
+        if not support(sentence.text, source, self.question, context).supported:
+            self.dropped += 1
+            return []
+        if own:
+            self._last_cited = own
+            shown = clean_citations(sentence.text, set(self.sources))
+        else:  # shown with the passages that support it
+            marks = "".join(f"[{n}]" for n in numbers)
+            body = sentence.text.rstrip()
+            end = len(body.rstrip(".!?…"))
+            shown = f"{body[:end].rstrip()} {marks}{body[end:]}"
+        piece = (sentence.separator if self.kept else "") + shown
+        self.kept.append(piece)
+        return [piece]
+
+    def text(self) -> str:
+        return "".join(self.kept)
+
+    def outcome(self) -> str:
+        """"" (all shown), ``partly_grounded``, or why the answer is rejected."""
+        if self.reason:
+            return self.reason
+        if self.kept:
+            return "partly_grounded" if self.dropped else ""
+        return "ungrounded" if self.judged else "no_citation"
+
+
+def _tail(text: str, sentences: list[Sentence]) -> str:
+    """The sentence of ``text`` still being written, after its ``sentences`` complete ones."""
+    everything = split_answer(text, final=True)
+    return everything[-1].text if len(everything) > len(sentences) else ""
 
 
 # --------------------------------------------------------------------------- prompt
@@ -166,8 +371,7 @@ def build_messages(question: str, hits: list[Hit]) -> list:
     from langchain_core.messages import HumanMessage, SystemMessage
 
     which = "đoạn trích [1]" if len(hits) == 1 else f"các đoạn trích từ [1] đến [{len(hits)}]"
-    user = (f"Các đoạn trích:\n\n{format_passages(hits)}\n\nCâu hỏi: {question}\n\n"
-            f"Trả lời ngắn gọn chỉ dựa trên {which} ở trên, ghi số đoạn trích sau mỗi thông tin.")
+    user = f"Các đoạn trích:\n\n{format_passages(hits)}\n\nCâu hỏi: {question}\n\n{ASK.format(which=which)}"
     return [SystemMessage(SYSTEM_PROMPT), HumanMessage(user)]
 
 
@@ -199,27 +403,6 @@ def parse_rewrite(output: str, question: str) -> str:
 
 
 # --------------------------------------------------------------------------- checking the answer
-
-# "[1]", "[1, 2]", "[1; 2]", "[1-3]", "[ 12 ]": numbers only, so "[a]" or "[1a]" is not a citation.
-_GROUP = re.compile(r"\[\s*(\d{1,3}(?:\s*[-–]\s*\d{1,3})?(?:\s*[,;]\s*\d{1,3}(?:\s*[-–]\s*\d{1,3})?)*)\s*\]")
-_MAX_RANGE = 20
-
-
-def _numbers(group: str) -> list[int]:
-    numbers = []
-    for part in re.split(r"\s*[,;]\s*", group.strip()):
-        ends = [int(x) for x in re.split(r"\s*[-–]\s*", part)]
-        if len(ends) == 2 and ends[0] <= ends[1] <= ends[0] + _MAX_RANGE:
-            numbers += range(ends[0], ends[1] + 1)
-        else:
-            numbers += ends
-    return numbers
-
-
-def find_citations(text: str) -> list[int]:
-    """The numbers cited in ``text``, in order of first appearance, each once."""
-    return list(dict.fromkeys(n for m in _GROUP.finditer(text) for n in _numbers(m.group(1))))
-
 
 def clean_citations(text: str, valid: set[int]) -> str:
     """``text`` without the cited numbers not in ``valid``; a bracket left empty goes with the
@@ -305,16 +488,20 @@ def make_chat_model(settings: Settings):
                              "address, e.g. http://127.0.0.1:8000/v1")
         chat_openai = _load("langchain_openai", "ChatOpenAI")
         # Local servers ignore the key, but the OpenAI client refuses to start without one.
+        # ChatOpenAI sends the limit as "max_completion_tokens", which some OpenAI-compatible
+        # servers (llama-cpp-python's) ignore: "max_tokens" goes too. No read may outlast the
+        # deadline of the whole answer.
         return chat_openai(model=settings.llm_model, base_url=settings.llm_base_url,
                            api_key=settings.llm_api_key or "not-needed", temperature=0,
-                           timeout=LLM_TIMEOUT, max_retries=1, use_responses_api=False)
+                           max_tokens=settings.llm_max_tokens, extra_body={"max_tokens": settings.llm_max_tokens},
+                           timeout=settings.llm_deadline, max_retries=1, use_responses_api=False)
     chat_ollama = _load("langchain_ollama", "ChatOllama")
-    client_kwargs = {"timeout": LLM_TIMEOUT}
+    client_kwargs = {"timeout": settings.llm_deadline}
     if settings.llm_api_key:  # an Ollama behind an authenticating proxy
         client_kwargs["headers"] = {"Authorization": f"Bearer {settings.llm_api_key}"}
     # No base URL: the Ollama client's default ($OLLAMA_HOST, else http://127.0.0.1:11434).
     return chat_ollama(model=settings.llm_model, base_url=settings.llm_base_url or None,
-                       temperature=0, client_kwargs=client_kwargs)
+                       temperature=0, num_predict=settings.llm_max_tokens, client_kwargs=client_kwargs)
 
 
 def _load(module: str, name: str):
@@ -329,4 +516,4 @@ def make_answerer(settings: Settings, retriever: Retriever):
     chat_model = make_chat_model(settings)
     if chat_model is None:
         return ExtractiveAnswerer(retriever, top_k=settings.top_k)
-    return LLMAnswerer(retriever, chat_model, top_k=settings.top_k)
+    return LLMAnswerer(retriever, chat_model, top_k=settings.top_k, deadline=settings.llm_deadline)

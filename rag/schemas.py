@@ -76,6 +76,16 @@ class AnswerOut(BaseModel):
     citations: list[CitationOut]
     related: list[CitationOut] = Field(description="the closest passages, when abstained")
     timings_ms: dict[str, float]
+    answerer: Literal["llm", "extractive"] = Field(
+        description="who wrote 'answer': the LLM (RAG_LLM), or the extractive answerer (without an LLM, or "
+                    "in place of the LLM's answer: see 'reason')")
+    reason: str = Field(description=(
+        "why the LLM's answer is not shown as written, '' when it is: deadline (not complete within "
+        "RAG_LLM_DEADLINE), llm_error (the server failed), echo (it repeated the prompt), llm_not_found "
+        "(it said the passages do not answer), no_citation, ungrounded (no sentence supported by the "
+        "passage it cites): the extractive answer is shown; partly_grounded: the LLM's answer without "
+        "its unsupported sentences"))
+    note: str = Field(description="the note the chat shows about 'reason', in Vietnamese ('' for none)")
 
 
 class RatedCitation(BaseModel):

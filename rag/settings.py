@@ -61,6 +61,13 @@ class Settings:
     llm_model: str = ""
     #: API key, when the server wants one. ``RAG_LLM_API_KEY``.
     llm_api_key: str = ""
+    #: Most tokens the model may write for one answer (sent as ``max_tokens``); default 256,
+    #: room for the one to three sentences it is asked for. ``RAG_LLM_MAX_TOKENS``.
+    llm_max_tokens: int = 256
+    #: Seconds from the question to the LLM's complete answer, rewriting a follow-up included;
+    #: past it the stream is cut and the extractive answer is shown, with a note. Default 30.
+    #: ``RAG_LLM_DEADLINE``.
+    llm_deadline: float = 30.0
     #: Web pages of other origins allowed to embed the widget and call the HTTP API, comma-separated
     #: (``https://intranet.example.vn,http://10.0.0.5:8080``; ``*`` allows any). Empty: the
     #: server's own origin only. ``RAG_ALLOWED_ORIGINS``.
@@ -123,6 +130,11 @@ def _convert(name: str, default, raw):
             return Path(raw).expanduser()
         if isinstance(default, bool):
             return str(raw).lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, float):
+            value = float(raw)
+            if not 0 < value < float("inf"):
+                raise ValueError
+            return value
         if isinstance(default, int):
             value = int(raw)
             if value < 0 or (value == 0 and name not in _ZERO_MEANS_OFF):

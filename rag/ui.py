@@ -98,7 +98,8 @@ def markdown_text(text: str) -> str:
 def render_answer(answer: Answer) -> str:
     """The chat bubble (Markdown): the answer with its ``[n]`` marks, then one line a source
     linking the original article. The passages themselves are in the sources panel."""
-    parts = [markdown_text(answer.text)]
+    parts = [f"*{markdown_text(answer.note)}*"] if answer.note else []
+    parts.append(markdown_text(answer.text))
     sources = answer.related if answer.abstained else answer.citations
     if sources:
         lines = ["**Các đoạn liên quan:**" if answer.abstained else "**Nguồn:**"]

@@ -46,3 +46,24 @@ def test_load_script_fails_when_requests_fail(tmp_path, seed_store, e5):
         result = subprocess.run([sys.executable, str(LOAD), "--url", server.url, "--key", "wrong",
                                  "--clients", "1", "--questions", "2"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "errors 3 (statuses [401])" in result.stdout
+
+
+@pytest.mark.slow
+def test_grounding_benchmark_keeps_the_faithful_outputs_and_rejects_the_others(isolated):
+    """benchmarks/grounding.py on its data: the figures the README reports, within a margin."""
+    import re
+
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "grounding.py"), "--store",
+                             str(isolated / "store")], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    rows = {m.group(1): [int(m.group(i)) for i in (2, 3, 4, 5)] for m in re.finditer(
+        r"^\| (\w+) \| (\d+) \| (\d+) \| (\d+) \| (\d+)", result.stdout, re.M)}
+    assert set(rows) == {"faithful", "echo", "invented", "wrong_citation", "partial"}
+    total, whole, dropped, replaced = rows["faithful"]
+    assert total >= 150 and whole >= 0.95 * total
+    for kind in ("echo", "invented", "wrong_citation"):
+        total, whole, dropped, replaced = rows[kind]
+        assert total >= 70 and replaced + dropped >= 0.95 * total and whole <= 0.03 * total, (kind, rows[kind])
+    total, whole, dropped, replaced = rows["partial"]
+    assert whole == 0 and dropped >= 0.9 * total
+    assert "invented sentences shown: 0" in result.stdout

@@ -343,3 +343,26 @@ def test_widget_token_and_rate_limit_as_users_see_them(site, context):
             assert chat.locator("#chat .message.bot").count() == 0  # nothing asked, nothing kept
     finally:
         demo.close()
+
+
+def test_widget_notes_when_the_llms_answer_was_replaced(tmp_path_factory, seed_store, e5, context):
+    """With an LLM that echoes its prompt, the widget shows the extractive answer under a note
+    saying why, in the page's language."""
+    from openai_stub import StubChatServer, echo_prompt
+    from servers import DemoPage, LiveServer, free_port, loaded_service
+
+    from rag.answer import NOTES
+
+    port = free_port()
+    demo = DemoPage(f"http://127.0.0.1:{port}")
+    with StubChatServer(echo_prompt) as model, loaded_service(
+            tmp_path_factory.mktemp("browser-llm"), seed_store, e5, rate_limit=0, allowed_origins=demo.origin,
+            llm="openai", llm_base_url=f"{model.url}/v1", llm_model="stub") as service, \
+            LiveServer(service.settings, service, port=port):
+        page = context.new_page()
+        for lang, note in (("vi", NOTES["echo"]), ("en", "The language model repeated its instructions")):
+            page.goto(demo.url + f"/?lang={lang}")
+            answer = ask_widget(open_widget(page), "Hà Nội tặng La Habana bao nhiêu tấn gạo?")
+            assert answer.locator(".note").inner_text().startswith(note)
+            assert "2000 tấn gạo" in answer.inner_text() and "Bài báo:" not in answer.inner_text()
+    demo.close()

@@ -165,3 +165,28 @@ def test_eval_squad_end_to_end_on_a_slice_of_xquad(isolated):
 
     again = run_rag("eval", "--squad", str(small))  # the cached index is reused: nothing embedded
     assert again.returncode == 0 and "Embedding" not in again.stderr
+
+
+@pytest.mark.slow
+def test_vs_rag_llm_none_compares_a_configured_llm_with_the_extractive_answerer(indexed, isolated):
+    """With an LLM configured in the environment, --vs RAG_LLM=none runs the extractive answerer
+    as B (the LLM's other settings stay, unused)."""
+    from openai_stub import StubChatServer
+
+    questions = _set(isolated / "set.jsonl", [
+        {"id": "rice", "question": "Hà Nội tặng La Habana bao nhiêu tấn gạo?", "answers": ["2000 tấn gạo"],
+         "doc": CUBA, "type": "number"}])
+    env = {"RAG_LLM": "openai", "RAG_LLM_MODEL": "stub", "RAG_LLM_API_KEY": "s3cret"}
+    with StubChatServer("Hà Nội tặng La Habana 2000 tấn gạo [1].") as server:
+        env["RAG_LLM_BASE_URL"] = f"{server.url}/v1"
+        result = run_rag("eval", "--qa", questions, "--vs", "RAG_LLM=none", "--json", "out.json", env=env)
+        asked = [r for r in server.requests if r["path"] == "/v1/chat/completions"]
+    assert result.returncode == 0, result.stderr
+    assert "A: RAG_LLM=openai" in result.stdout and "B: RAG_LLM=none" in result.stdout
+    assert len(asked) == 1  # by A only
+    llm, extractive = json.loads((isolated / "out.json").read_text(encoding="utf-8"))["runs"]
+    assert (llm["settings"]["llm"], extractive["settings"]["llm"]) == ("openai", "none")
+    (a,), (b,) = llm["questions"], extractive["questions"]
+    assert (a["answerer"], a["reason"], a["answer"]) == ("llm", "", "Hà Nội tặng La Habana 2000 tấn gạo [1].")
+    assert (b["answerer"], b["reason"], b["short"]) == ("extractive", "", "2000 tấn gạo")
+    assert "s3cret" not in result.stdout + result.stderr

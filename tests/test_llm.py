@@ -154,11 +154,13 @@ def test_numbers_beyond_the_passages_are_removed(retriever):
     rice = passage_number(retriever, RICE, "2000 tấn gạo", k=3)
     events, answer = run(LLMAnswerer(retriever, scripted(f"Hà Nội tặng 2000 tấn gạo [{rice}][7]. Theo [9]."),
                                      top_k=3), RICE)
-    assert answer.text == f"Hà Nội tặng 2000 tấn gạo [{rice}]. Theo."
+    # "[7]" is removed; "Theo [9]." cites only a passage the model was not given: dropped.
+    assert answer.text == f"Hà Nội tặng 2000 tấn gạo [{rice}]."
+    assert (answer.answerer, answer.reason) == ("llm", "partly_grounded")
     assert [c.n for c in answer.citations] == [rice]
     retrieved = {h.chunk_id for h in retriever.retrieve(RICE, 3).hits}
     assert {c.chunk_id for c in answer.citations} <= retrieved
-    assert "[7]" in streamed_text(events)  # the preview had it; the Final is what counts
+    assert streamed_text(events) == answer.text  # only checked sentences are ever shown
 
 
 def test_an_answer_without_citations_falls_back_to_the_extractive_answer(retriever):
@@ -166,9 +168,10 @@ def test_an_answer_without_citations_falls_back_to_the_extractive_answer(retriev
     extractive = ExtractiveAnswerer(retriever, top_k=4).answer(RICE)
     assert (answer.text, answer.citations, answer.short) == (extractive.text, extractive.citations, extractive.short)
     assert answer.short == "2000 tấn gạo" and not answer.abstained
-    # Tokens were already streamed: the Final replaces them, and no second Sources or delta follows.
-    assert streamed_text(events) == "Hà Nội tặng La Habana 2000 tấn gạo."
-    assert [type(e) for e in events].count(Sources) == 1 and isinstance(events[-2], TextDelta)
+    assert (answer.answerer, answer.reason) == ("extractive", "no_citation") and answer.note
+    # The uncited sentence was never shown: the fallback's text is the one delta.
+    assert streamed_text(events) == answer.text
+    assert [type(e) for e in events] == [Sources, TextDelta, Final]
     assert {"retrieve", "generate", "fallback"} <= set(answer.timings_ms)
 
 
@@ -197,17 +200,21 @@ def test_without_a_fallback_the_answerer_abstains_with_the_retrieved_passages(re
     assert [c.chunk_id for c in answer.related] == [h.chunk_id for h in retriever.retrieve(RICE, 4).hits]
 
 
-def test_streaming_yields_sources_then_several_deltas_then_one_final(retriever):
+def test_streaming_yields_sources_then_one_delta_a_checked_sentence_then_one_final(retriever):
     rice = passage_number(retriever, RICE, "2000 tấn gạo")
-    reply = f"Hà Nội tặng Thủ đô La Habana 2000 tấn gạo hỗ trợ an ninh lương thực [{rice}]."
+    memoranda = passage_number(retriever, RICE, "năm 2000 và 2005")
+    reply = (f"Hà Nội tặng Thủ đô La Habana 2000 tấn gạo hỗ trợ an ninh lương thực [{rice}]. "
+             f"Hai bên đã ký biên bản ghi nhớ năm 2000 và 2005 [{memoranda}].\n"
+             f"Phó Bí thư Thường trực Thành ủy Hà Nội chia sẻ khó khăn về an ninh lương thực [{rice}].")
     events, answer = run(LLMAnswerer(retriever, scripted(reply), top_k=4), RICE)
     kinds = [type(e) for e in events]
-    assert kinds[0] is Sources and kinds[-1] is Final
-    assert set(kinds[1:-1]) == {TextDelta} and len(kinds[1:-1]) >= 5
-    assert streamed_text(events) == answer.text == reply
+    assert kinds == [Sources, TextDelta, TextDelta, TextDelta, Final]
+    deltas = [e.text for e in events[1:-1]]
+    assert deltas[0].startswith("Hà Nội") and deltas[1].startswith(" Hai bên") and deltas[2].startswith("\nPhó Bí thư")
+    assert streamed_text(events) == answer.text == reply and (answer.answerer, answer.reason) == ("llm", "")
     sources = events[0].citations
     assert [c.n for c in sources] == [1, 2, 3, 4] and all(c.quote == "" for c in sources)
-    assert answer.citations[0].chunk_id == sources[rice - 1].chunk_id
+    assert {c.n: c.chunk_id for c in answer.citations}[rice] == sources[rice - 1].chunk_id
 
 
 def test_reasoning_is_not_streamed_and_not_parsed(retriever):
@@ -333,9 +340,8 @@ def test_openai_compatible_server_over_http(retriever):
         assert model.invoke("Xin chào").content == reply  # non-streaming
         events, answer = run(LLMAnswerer(retriever, model, top_k=4), RICE)
 
-    assert len([e for e in events if isinstance(e, TextDelta)]) >= 5
-    assert streamed_text(events) == reply  # streamed as the server sent it
-    assert answer.text == "Hà Nội tặng La Habana 2000 tấn gạo [1]."  # [5]: only 4 passages
+    # One sentence, shown once complete and checked, without "[5]" (only 4 passages).
+    assert streamed_text(events) == answer.text == "Hà Nội tặng La Habana 2000 tấn gạo [1]."
     (citation,) = answer.citations
     assert citation.n == 1 and citation.chunk_id == retriever.retrieve(RICE, 4).hits[0].chunk_id
     assert "2000 tấn gạo" in citation.quote
@@ -360,3 +366,146 @@ def test_ollama_server_over_http(retriever):
     (request,) = server.requests
     assert request["path"] == "/api/chat" and request["body"]["model"] == "stub"
     assert request["body"]["stream"] is True and request["body"]["messages"][0]["role"] == "system"
+
+
+# --------------------------------------------------------------------------- checked sentence by sentence
+
+
+def test_a_partly_supported_answer_keeps_only_its_supported_sentences(retriever):
+    rice = passage_number(retriever, RICE, "2000 tấn gạo")
+    supported = f"Hà Nội tặng La Habana 2000 tấn gạo [{rice}]."
+    invented = f"Ngoài ra Hà Nội tặng 500 xe buýt điện [{rice}]."
+    events, answer = run(LLMAnswerer(retriever, scripted(f"{supported} {invented}"), top_k=4), RICE)
+    assert answer.text == streamed_text(events) == supported
+    assert (answer.answerer, answer.reason) == ("llm", "partly_grounded") and "bỏ" in answer.note
+    assert "xe buýt" not in "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def test_an_uncited_sentence_is_checked_against_the_next_citation_and_shown_with_it(retriever):
+    rice = passage_number(retriever, RICE, "2000 tấn gạo")
+    reply = f"Hà Nội gửi tặng La Habana 2000 tấn gạo. Món quà hỗ trợ an ninh lương thực [{rice}]."
+    events, answer = run(LLMAnswerer(retriever, scripted(reply), top_k=4), RICE)
+    assert answer.text == f"Hà Nội gửi tặng La Habana 2000 tấn gạo [{rice}]. Món quà hỗ trợ an ninh lương thực [{rice}]."
+    assert (answer.answerer, answer.reason) == ("llm", "")
+
+
+@pytest.mark.parametrize("kind, reply, reason", [
+    ("invented figure", "Hà Nội tặng La Habana 3500 tấn gạo [{rice}].", "ungrounded"),
+    ("wrong [n]", "Hà Nội tặng La Habana 2000 tấn gạo [{other}].", "ungrounded"),
+    ("echo", "Các đoạn trích:\n\n[1] Bài báo: Tiếp tục thúc đẩy hợp tác [1]", "echo"),
+    ("rules", "Chỉ trả lời bằng thông tin có trong các đoạn trích [1].", "echo"),
+])
+def test_an_answer_without_a_supported_sentence_falls_back_and_says_why(retriever, kind, reply, reason):
+    rice = passage_number(retriever, RICE, "2000 tấn gạo")
+    other = next(n for n, hit in enumerate(retriever.retrieve(RICE, 4).hits, 1) if "tấn gạo" not in hit.text)
+    events, answer = run(LLMAnswerer(retriever, scripted(reply.format(rice=rice, other=other)), top_k=4), RICE)
+    extractive = ExtractiveAnswerer(retriever, top_k=4).answer(RICE)
+    assert (answer.answerer, answer.reason) == ("extractive", reason) and answer.text == extractive.text
+    assert answer.note and answer.as_dict()["note"] == answer.note
+    assert streamed_text(events) == answer.text  # nothing of the model's was shown
+
+
+# --------------------------------------------------------------------------- misbehaving servers, over HTTP
+
+
+def llm_settings(server, **changes) -> Settings:
+    return Settings(llm="openai", llm_base_url=f"{server.url}/v1", llm_model="stub", **changes)
+
+
+def timed(answerer, question, history=()):
+    import time
+
+    started = time.monotonic()
+    events = list(answerer.stream(question, history))
+    return events, events[-1].answer, time.monotonic() - started
+
+
+def test_the_token_limit_is_sent_to_the_server(retriever):
+    with StubChatServer("Hà Nội tặng La Habana 2000 tấn gạo [1].") as server:
+        make_answerer(llm_settings(server, llm_max_tokens=77), retriever).answer(RICE)
+    (request,) = server.requests
+    assert request["body"]["max_tokens"] == 77 and request["body"]["max_completion_tokens"] == 77
+    assert Settings().llm_max_tokens == 256 and Settings().llm_deadline == 30.0  # the documented defaults
+
+
+def test_the_token_limit_is_sent_to_ollama(retriever):
+    with StubChatServer("Hà Nội tặng La Habana 2000 tấn gạo [1].") as server:
+        settings = Settings(llm="ollama", llm_base_url=server.url, llm_model="stub", llm_max_tokens=77)
+        make_answerer(settings, retriever).answer(RICE)
+    (request,) = server.requests
+    assert request["body"]["options"]["num_predict"] == 77
+
+
+def test_an_endless_stream_is_cut_at_the_deadline(retriever, caplog):
+    assert passage_number(retriever, RICE, "2000 tấn gạo") == 1
+    with StubChatServer("Hà Nội tặng La Habana 2000 tấn gạo [1].", endless=True, delay=0.01) as server:
+        with caplog.at_level(logging.WARNING, logger="rag.llm"):
+            events, answer, elapsed = timed(make_answerer(llm_settings(server, llm_deadline=2), retriever), RICE)
+        assert server.disconnected.wait(5)  # the stream was closed, not left running
+    assert 2 <= elapsed < 3.5  # the deadline, then the extractive answer (milliseconds)
+    assert (answer.answerer, answer.reason) == ("extractive", "deadline") and answer.short == "2000 tấn gạo"
+    assert "RAG_LLM_DEADLINE" in caplog.text and "không trả lời kịp" in answer.note
+    # The supported sentences it streamed were shown meanwhile; the Final replaces them.
+    assert any(isinstance(e, TextDelta) for e in events[:-1]) and answer.text != streamed_text(events)
+
+
+def test_a_slow_first_token_past_the_deadline_falls_back_in_time(retriever):
+    with StubChatServer("Hà Nội tặng La Habana 2000 tấn gạo [1].", first_token_delay=4) as server:
+        events, answer, elapsed = timed(make_answerer(llm_settings(server, llm_deadline=1.5), retriever), RICE)
+    assert 1.5 <= elapsed < 3 and (answer.answerer, answer.reason) == ("extractive", "deadline")
+    assert [type(e) for e in events] == [Sources, TextDelta, Final] and events[1].text == answer.text
+
+
+def test_a_slow_first_token_within_the_deadline_is_waited_for(retriever):
+    with StubChatServer("Hà Nội tặng La Habana 2000 tấn gạo [1].", first_token_delay=1) as server:
+        events, answer, elapsed = timed(make_answerer(llm_settings(server, llm_deadline=5), retriever), RICE)
+    assert 1 <= elapsed < 5 and (answer.answerer, answer.reason) == ("llm", "")
+    assert answer.text == "Hà Nội tặng La Habana 2000 tấn gạo [1]."
+
+
+def test_a_follow_up_on_a_slow_server_is_still_answered_within_the_deadline(retriever):
+    with StubChatServer("Ở Peru, đoàn gặp ai?", first_token_delay=5) as server:
+        events, answer, elapsed = timed(make_answerer(llm_settings(server, llm_deadline=2), retriever),
+                                        "Còn ở Peru thì đoàn gặp ai?", [ARGENTINA_TURN])
+    assert elapsed < 3.5 and (answer.answerer, answer.reason) == ("extractive", "deadline")
+    assert answer.standalone.startswith("Ở Peru thì đoàn gặp ai?")  # the rule rewrote it in time
+
+
+def test_a_prompt_echo_is_rejected_and_cut_at_once(retriever):
+    from openai_stub import echo_prompt
+
+    with StubChatServer(echo_prompt, endless=True, delay=0.01) as server:
+        events, answer, elapsed = timed(make_answerer(llm_settings(server, llm_deadline=20), retriever), RICE)
+        assert server.disconnected.wait(5)
+    assert elapsed < 5 and (answer.answerer, answer.reason) == ("extractive", "echo")
+    assert answer.short == "2000 tấn gạo" and "Bài báo:" not in streamed_text(events)
+
+
+def test_a_prompt_echo_within_the_token_limit_is_rejected(retriever):
+    from openai_stub import echo_prompt
+
+    with StubChatServer(echo_prompt) as server:
+        answer = make_answerer(llm_settings(server, llm_max_tokens=40), retriever).answer(RICE)
+    assert (answer.answerer, answer.reason) == ("extractive", "echo")
+
+
+def test_the_right_fact_with_the_wrong_citation_is_rejected(retriever):
+    from openai_stub import citing
+
+    wrong = citing("Hà Nội tặng La Habana 2000 tấn gạo [{n}].", "2000 tấn gạo", wrong=True)
+    right = citing("Hà Nội tặng La Habana 2000 tấn gạo [{n}].", "2000 tấn gạo")
+    with StubChatServer(wrong) as server:
+        rejected = make_answerer(llm_settings(server), retriever).answer(RICE)
+    with StubChatServer(right) as server:
+        kept = make_answerer(llm_settings(server), retriever).answer(RICE)
+    assert (rejected.answerer, rejected.reason) == ("extractive", "ungrounded")
+    assert (kept.answerer, kept.reason) == ("llm", "") and "2000 tấn gạo" in kept.citations[0].quote
+
+
+def test_a_server_that_is_down_falls_back_with_the_reason(retriever):
+    from servers import free_port
+
+    settings = Settings(llm="openai", llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="stub")
+    events, answer, elapsed = timed(make_answerer(settings, retriever), RICE)
+    assert (answer.answerer, answer.reason) == ("extractive", "llm_error") and answer.short == "2000 tấn gạo"
+    assert elapsed < 10

@@ -26,3 +26,15 @@ def test_environment_then_flags_win():
 def test_invalid_number_is_a_clear_error():
     with pytest.raises(SystemExit, match="RAG_TOP_K"):
         Settings.load(environ={"RAG_TOP_K": "many"})
+
+
+def test_llm_bounds_have_defaults_and_take_seconds_as_decimals():
+    settings = Settings.load(environ={})
+    assert (settings.llm_max_tokens, settings.llm_deadline) == (256, 30.0)
+    settings = Settings.load(environ={"RAG_LLM_MAX_TOKENS": "64", "RAG_LLM_DEADLINE": "7.5"})
+    assert (settings.llm_max_tokens, settings.llm_deadline) == (64, 7.5)
+    for bad in ("0", "-1", "soon", "inf", "nan"):
+        with pytest.raises(SystemExit, match="RAG_LLM_DEADLINE"):
+            Settings.load(environ={"RAG_LLM_DEADLINE": bad})
+    with pytest.raises(SystemExit, match="RAG_LLM_MAX_TOKENS"):
+        Settings.load(environ={"RAG_LLM_MAX_TOKENS": "0"})

@@ -81,3 +81,14 @@ def test_example_questions_get_their_gold_answers_from_the_seed_index(indexed, e
             assert any(g.lower() in answer.text.lower() for g in gold[question]), (question, answer.text)
     finally:
         index.close()
+
+
+def test_the_bubble_says_why_the_llms_answer_was_replaced():
+    from rag.answer import NOTES
+
+    replaced = Answer("q?", "2000 tấn gạo [1]", (_citation(),), False, answerer="extractive", reason="deadline")
+    assert render_answer(replaced).startswith(f"*{NOTES['deadline']}*\n\n2000 tấn gạo \\[1\\]")
+    assert "không trả lời kịp" in NOTES["deadline"]
+    for answer in (Answer("q?", "x [1]", (_citation(),), False),  # extractive, no LLM
+                   Answer("q?", "x [1]", (_citation(),), False, answerer="llm")):
+        assert render_answer(answer).startswith("x \\[1\\]")

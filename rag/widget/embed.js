@@ -31,7 +31,17 @@
       unauthorized: "This widget is not authorised or its session has expired. Please reload the page.",
       notReady: "The service is starting. Please try again in a few minutes.",
       tooLong: "The question is too long: at most 1000 characters.",
-      failed: "Something went wrong while answering. Please try again."
+      failed: "Something went wrong while answering. Please try again.",
+      // Answer.reason -> the note shown above the answer (in Vietnamese the server's "note").
+      notes: {
+        deadline: "The language model did not answer in time; the answer below is extracted from the articles.",
+        llm_error: "The language model could not be reached; the answer below is extracted from the articles.",
+        echo: "The language model repeated its instructions instead of answering; the answer below is extracted from the articles.",
+        llm_not_found: "The language model found no answer in the passages; the answer below is extracted from the articles.",
+        no_citation: "The language model cited no source; the answer below is extracted from the articles.",
+        ungrounded: "The cited passages do not support the language model's answer; the answer below is extracted from the articles.",
+        partly_grounded: "Sentences the cited passages do not support were removed from the answer."
+      }
     }
   };
   var COLOR = /^(#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20}|rgba?\([\d\s.,%]+\)|hsla?\([\d\s.,%a-z]+\))$/;
@@ -119,6 +129,8 @@
   function renderAnswer(node, answer, question) {
     var prefix = "s" + (++turn) + "-";
     node.textContent = "";
+    var note = lang === "en" ? (t.notes[answer.reason] || "") : (answer.note || "");
+    if (note) node.appendChild(el("div", "note", note));
     if (answer.abstained) {
       node.appendChild(document.createTextNode(lang === "en" ? t.notFound : answer.answer));
     } else {
