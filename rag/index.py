@@ -20,6 +20,11 @@ An ingest never writes to the live generation: it copies it, applies the changes
 then points ``CURRENT`` at the copy. A crash or ``kill -9`` at any moment leaves the previous
 generation live and intact; vectors already computed wait in the journal, so a re-run resumes
 instead of starting over. Unchanged articles are recognised by their hash and never re-embedded.
+
+Every process that reads a generation (a server, ``rag ask``) holds a shared ``flock`` on its
+``manifest.json`` (:class:`GenerationLease`); a generation other than the live one is removed by
+whoever gets the exclusive lock on it — the ingest when it starts and when it publishes, a server
+when it stops serving one — so nothing a process still reads is ever deleted.
 """
 from __future__ import annotations
 
@@ -202,11 +207,86 @@ class Store:
         return final
 
     def remove_stale(self, keep: Iterable[Path]) -> None:
-        """Delete unfinished staging folders and generations older than the ones kept."""
+        """Delete unfinished staging folders (only the ingest holding :meth:`lock` calls this) and
+        the generations no process serves (:meth:`remove_unused`)."""
+        for path in self.root.glob(".staging-*"):
+            shutil.rmtree(path, ignore_errors=True)
+        self._remove_unused(keep)
+
+    def remove_unused(self) -> None:
+        """Delete the generations other than the live one that no process serves, unless an
+        ingest is running (it cleans up when it finishes). Called by a server that has just
+        stopped serving an old generation; does nothing in a store it may not write."""
+        if not self.writable():
+            return
+        with open(self.root / ".lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            self._remove_unused([self.current()])
+
+    def _remove_unused(self, keep: Iterable[Path]) -> None:
         keep = {p.resolve() for p in keep if p is not None}
-        for path in list(self.root.glob("gen-*")) + list(self.root.glob(".staging-*")):
+        for path in self.root.glob("gen-*"):
             if path.resolve() not in keep:
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_if_unserved(path)
+
+    def serve(self, generation: Path) -> "GenerationLease | None":
+        """A shared lock on ``generation`` for as long as this process reads it (see
+        :class:`GenerationLease`); None when the generation was removed meanwhile."""
+        try:
+            handle = open(generation / "manifest.json", "rb")
+        except FileNotFoundError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_SH)  # waits while a cleanup is removing it
+        if not _same_file(handle, generation / "manifest.json"):
+            handle.close()  # removed while we waited
+            return None
+        return GenerationLease(generation, handle)
+
+
+class GenerationLease:
+    """Who serves a generation: each process reading one holds a shared ``flock`` on its
+    ``manifest.json``, and a generation is deleted only by whoever gets the exclusive lock on it.
+    The kernel drops a dead process's locks, so a crash never pins a generation, and nothing
+    expires under a slow but living server."""
+
+    def __init__(self, generation: Path, handle) -> None:
+        self.generation, self._handle = generation, handle
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _remove_if_unserved(generation: Path) -> None:
+    """Delete ``generation`` when no process holds a :class:`GenerationLease` on it."""
+    try:
+        handle = open(generation / "manifest.json", "rb")
+    except FileNotFoundError:  # never finished: nobody can serve it
+        shutil.rmtree(generation, ignore_errors=True)
+        return
+    except OSError:
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # served
+        # The manifest goes first: a server waiting for the lock then sees the generation gone.
+        try:
+            (generation / "manifest.json").unlink(missing_ok=True)
+        except OSError:
+            return  # a read-only generation is left whole
+        shutil.rmtree(generation, ignore_errors=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -323,7 +403,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
             f"write it (an index in place can still be served).")
     with store.lock(log):
         current = store.current()
-        store.remove_stale(keep=_kept_generations(store, current))
+        store.remove_stale(keep=[current])
         old = None if rebuild else store.manifest()
         if old is not None:
             _check_embedder(old, embeddings, store.root)
@@ -442,7 +522,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
                                               encoding="utf-8")
         published = store.publish(staged, name)
         journal.discard()
-        store.remove_stale(keep=[published, current])
+        store.remove_stale(keep=[published])
         report.chunks_added = len(to_write)
         report.chunks_deleted = len(to_delete)
         report.generation = name
@@ -499,14 +579,6 @@ def ensure_index(settings: Settings, embeddings, *, refresh: bool = False, keep_
     return report
 
 
-def _kept_generations(store: Store, current: Path | None) -> list[Path]:
-    """The live generation and the one before it (a running app may still have it open)."""
-    if current is None:
-        return []
-    older = sorted((p for p in store.root.glob("gen-*") if p.name < current.name), key=lambda p: p.name)
-    return [current] + older[-1:]
-
-
 def _embed_with_journal(sentences: list[tuple[str, str]], embeddings, journal: EmbeddingJournal,
                         batch_size: int, progress: bool, log: Callable[[str], None],
                         report: IngestReport) -> dict[str, np.ndarray]:
@@ -558,6 +630,7 @@ class VectorIndex:
         #: writes to its database even to read it, so a private copy of it is opened instead.
         self.read_only = not _writable_tree(chroma)
         self._cleanup = None
+        self._lease: GenerationLease | None = None
         if self.read_only:
             copy = Path(tempfile.mkdtemp(prefix="rag-index-"))
             self._cleanup = weakref.finalize(self, shutil.rmtree, copy, True)
@@ -573,14 +646,27 @@ class VectorIndex:
 
     @classmethod
     def open(cls, settings: Settings, embeddings, log: Callable[[str], None] | None = None) -> "VectorIndex":
+        """The live generation, held (:class:`GenerationLease`) until :meth:`close`."""
         store = Store(settings.store_dir)
-        current = store.current()
-        if current is None:
-            raise IndexMissingError(f"No index in {store.root}. Run `rag ingest` to build it from "
-                                    f"{settings.corpus_dir}.")
-        manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
-        _check_embedder(manifest, embeddings, store.root)
-        return cls(current, manifest, embeddings, log=log)
+        for _ in range(100):  # a new generation may replace the one just read: read CURRENT again
+            current = store.current()
+            if current is None:
+                raise IndexMissingError(f"No index in {store.root}. Run `rag ingest` to build it from "
+                                        f"{settings.corpus_dir}.")
+            lease = store.serve(current)
+            if lease is not None:
+                break
+        else:  # pragma: no cover - a hundred generations published while opening one
+            raise StoreError(f"The index in {store.root} changed too often to be opened")
+        try:
+            manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+            _check_embedder(manifest, embeddings, store.root)
+            index = cls(current, manifest, embeddings, log=log)
+        except BaseException:
+            lease.release()
+            raise
+        index._lease = lease
+        return index
 
     def __len__(self) -> int:
         return self._count
@@ -655,10 +741,16 @@ class VectorIndex:
         return Chroma(client=self._client, collection_name=COLLECTION, embedding_function=self.embeddings,
                       create_collection_if_not_exists=False)
 
+    @property
+    def generation(self) -> str:
+        return self.path.name
+
     def close(self) -> None:
         self._client.close()
         if self._cleanup is not None:
             self._cleanup()
+        if self._lease is not None:
+            self._lease.release()
 
 
 def _stderr(message: str) -> None:
