@@ -374,7 +374,13 @@ def serve(settings: Settings) -> int:
         print(f"warning: listening on {settings.host or 'every address'} and answering for any host name: set "
               "RAG_ALLOWED_HOSTS to the names and addresses users reach this server by (it stops DNS rebinding).",
               file=sys.stderr, flush=True)
-    service = Service(settings)
+    workers = settings.workers or os.cpu_count() or 1
+    if workers > 1:
+        from .workers import WorkerService
+
+        service = WorkerService(settings, workers)
+    else:
+        service = Service(settings)
     server = uvicorn.Server(uvicorn_config(create_app(settings, service), settings.host, settings.port,
                                            timeout_graceful_shutdown=5))
 
