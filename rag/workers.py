@@ -168,9 +168,10 @@ class WorkerService:
                 pid, detail = value
                 if status == "info":
                     self._infos[pid] = detail
+                elif self.ready:  # a later worker: the others answer on
+                    print(f"warning: a worker process could not start: {detail}", file=sys.stderr, flush=True)
                 else:
-                    self.error = detail
-                    print(f"error: {detail}", file=sys.stderr, flush=True)
+                    self.error = detail  # the first worker: rag serve reports it and stops
                 self._first.set()
                 continue
             with self._mutex:
