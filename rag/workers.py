@@ -32,6 +32,7 @@ ANSWER_TIMEOUT = 600  # seconds a request waits for its worker before failing
 def _work(settings: Settings, tasks, results) -> None:
     """A worker process: open the index, then answer tasks until ``None`` comes."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core each: N workers share the machine's
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     from .api import Service
 
     service = Service(settings)
@@ -61,6 +62,16 @@ def _work(settings: Settings, tasks, results) -> None:
             log.exception("answering failed")
             results.put((task_id, "error", f"{type(exc).__name__}: {exc}"))
     service.close()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the server process is gone, however it ended (uvicorn re-raises the
+    SIGTERM it caught once it has shut down, so the server's own cleanup may never run)."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _report(service, results) -> None:

@@ -80,6 +80,7 @@ def test_two_workers_answer_as_one_process_and_share_limit_ratings_and_generatio
     finally:
         server.terminate()
         server.wait(timeout=60)
+    _wait(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), 30, "the workers to end with the server")
 
     # Without a rate limit: 200 parallel ratings, and an ingest both workers follow.
     server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--workers", "2"],
