@@ -42,14 +42,19 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int | None) -> str:
-    """The process's resident memory (Linux /proc), or "n/a"."""
+    """The resident memory (Linux /proc) of the process and its children (the answering
+    workers of ``--workers``), or "n/a"."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return f"{int(line.split()[1]) / 1024:.0f} MiB"
+        children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (t / "children").read_text().split()]
+        total = 0
+        for process in [pid, *children]:
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return f"{total / 1024:.0f} MiB"
     except (OSError, TypeError, ValueError):
-        pass
-    return "n/a"
+        return "n/a"
 
 
 def ask(url: str, key: str, question: str, timeout: float = 120) -> tuple[int, float]:
@@ -115,12 +120,12 @@ def wait_ready(url: str, process: subprocess.Popen | None, deadline: float) -> N
         time.sleep(0.5)
 
 
-def start_server(work: Path, key: str) -> tuple[subprocess.Popen, str]:
+def start_server(work: Path, key: str, workers: int) -> tuple[subprocess.Popen, str]:
     shutil.copytree(ROOT / "corpus", work / "corpus")
     port = free_port()
     env = {**os.environ, "RAG_CORPUS_DIR": str(work / "corpus"), "RAG_STORE_DIR": str(work / "vectorstore"),
            "RAG_API_KEY": key, "RAG_RATE_LIMIT": "0", "RAG_HOST": "127.0.0.1", "RAG_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT), "RAG_WORKERS": str(workers)}
     log = open(work / "server.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve"], cwd=work, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -136,6 +141,8 @@ def main() -> int:
     parser.add_argument("--pid", type=int, help="its process id, with --url, for its memory")
     parser.add_argument("--oversized", type=int, default=0, metavar="K",
                         help="then send K questions of 64 MiB to the chat's queue (each must get 413)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="answering processes of the server started (RAG_WORKERS; default 1)")
     parser.add_argument("--ready-timeout", type=float, default=600, help="seconds to wait for /healthz")
     args = parser.parse_args()
     if args.clients < 1 or args.questions < 1:
@@ -146,12 +153,14 @@ def main() -> int:
     if url is None:
         work = Path(tempfile.mkdtemp(prefix="rag-load-"))
         key = secrets.token_urlsafe(24)
-        process, url = start_server(work, key)
+        process, url = start_server(work, key, args.workers)
         pid = process.pid
     try:
         wait_ready(url.rstrip("/"), process, time.time() + args.ready_timeout)
         url = url.rstrip("/")
-        warm = ask(url, key, EXAMPLES[0])  # first-use caches out of the figures
+        warm = ask(url, key, EXAMPLES[0])  # first-use caches out of the figures (every worker's)
+        for example in EXAMPLES[1:1 + 4 * args.workers]:
+            ask(url, key, example)
         rss_before = rss_mib(pid)
         results: list[tuple[int, float]] = []
         lock = threading.Lock()

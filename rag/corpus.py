@@ -20,7 +20,7 @@ import re
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 import yaml
@@ -66,6 +66,10 @@ class LoadResult:
     articles: list[Article] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files of an unsupported type
+    #: Files read, ``rel -> (fingerprint, doc ids, failures of its lines)``; and files not read
+    #: again because ``known`` recognised them, ``rel -> doc ids`` (see :func:`load_corpus`).
+    files: dict[str, tuple[list, list[str], list[LoadFailure]]] = field(default_factory=dict)
+    kept: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ArticleError(ValueError):
@@ -82,9 +86,13 @@ DEFAULT_MAX_ARTICLE_BYTES: int = Settings.max_article_bytes
 MAX_NESTING = 20
 #: Largest YAML front matter accepted, in characters (a handful of fields fit in a few hundred).
 MAX_FRONT_MATTER_CHARS = 64 * 1024
+#: Bump when parsing changes what an article holds: files recognised by their fingerprint are
+#: read again (see :func:`load_corpus`'s ``known``).
+PARSER_VERSION = "1"
 
 
-def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> LoadResult:
+def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES,
+                known: Callable[[str, list], tuple[list[str], list[LoadFailure]] | None] | None = None) -> LoadResult:
     """Every article under ``corpus_dir``. Nothing in a file raises: each problem (encoding, YAML,
     JSON, nesting, size, a symbolic link leaving the folder, …) is that file's (or JSONL line's)
     :class:`LoadFailure`, and the other files still load.
@@ -92,7 +100,12 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
     Symbolic links: a link whose target lies inside the corpus folder is read like the file it
     points to; one that leads outside (``passwd.txt -> /etc/passwd``) is refused. Linked folders
     are never walked into (their files, when inside the corpus, are read where they are).
-    Hidden files and folders (``.name``) are skipped."""
+    Hidden files and folders (``.name``) are skipped.
+
+    ``known(rel, fingerprint)`` may recognise a file read before (its size, modification time
+    and inode: :func:`fingerprint`) and return its article ids and failures as they were: the file
+    is then not read again (``result.kept``), so an ingest that adds one file to a large corpus
+    reads that file only."""
     corpus_dir = Path(corpus_dir)
     result = LoadResult()
     if not corpus_dir.is_dir():
@@ -105,22 +118,48 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
         if suffix not in SUPPORTED_SUFFIXES:
             result.ignored.append(rel)
             continue
+        mark = fingerprint(path, root)
+        recognised = known(rel, mark) if known is not None and mark is not None else None
+        if recognised is not None and not any(doc_id in seen for doc_id in recognised[0]):
+            seen.update((doc_id, rel) for doc_id in recognised[0])
+            result.kept[rel] = list(recognised[0])
+            result.failures.extend(recognised[1])
+            continue
+        line_failures: list[LoadFailure] = []
         try:
-            items = _load_file(path, rel, root, max_article_bytes, result.failures)
+            items = _load_file(path, rel, root, max_article_bytes, line_failures)
         except ArticleError as exc:
             result.failures.append(LoadFailure(rel, str(exc)))
             continue
         except Exception as exc:  # anything else in one file is that file's failure, never the corpus's
             result.failures.append(LoadFailure(rel, f"cannot be loaded ({_describe(exc)})"))
             continue
+        result.failures.extend(line_failures)
+        duplicates = False
         for article in items:
             if article.doc_id in seen:
+                duplicates = True
                 result.failures.append(LoadFailure(
                     article.source_path, f"duplicate article id {article.doc_id!r} (also in {seen[article.doc_id]})"))
                 continue
             seen[article.doc_id] = article.source_path
             result.articles.append(article)
+        if mark is not None and not duplicates:
+            result.files[rel] = (mark, [a.doc_id for a in items], line_failures)
     return result
+
+
+def fingerprint(path: Path, root: Path) -> list | None:
+    """``[size, modification time (ns), inode, device]`` of the file ``path`` is (or links to)
+    inside ``root``; None for anything else."""
+    try:
+        target = os.path.realpath(path)
+        info = os.stat(target)
+    except OSError:
+        return None
+    if not _inside(root, target) or not stat.S_ISREG(info.st_mode):
+        return None
+    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev]
 
 
 def _corpus_files(corpus_dir: Path, root: Path, result: LoadResult) -> list[tuple[str, Path]]:

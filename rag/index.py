@@ -4,11 +4,14 @@ Layout of the store folder::
 
     vectorstore/
       CURRENT                 name of the live generation, replaced atomically
-      gen-000007/chroma/      Chroma PersistentClient folder (cosine space)
-      gen-000007/manifest.json  embedder, chunker, and each article's hash and chunk ids
-      gen-000007/bm25/        the lexical (BM25) index of the same passages, and the version of its
-                              tokens (a new version rebuilds it at the next ingest, nothing re-embedded)
+      gen-000007/manifest.json  embedder, chunker, the generation's segments, and each article's
+                              hash, passage and sentence ids and segment
+      gen-000007/segments.json  the same segments, for the cleanup
+      seg-000005/chroma/      a segment (rag.segments): Chroma, collections passages and sentences
+      seg-000005/terms/       its passages' token counts for BM25 (rag.lexical)
       .pending-embeddings.sqlite  vectors of an ingest that has not finished (resume journal)
+      .corpus-files.json      the corpus files the last ingest read, by size, time and inode: the
+                              next one reads only new and changed files
       .lock                   held by the one ingest that may run at a time
 
 Each distinct sentence of an article is embedded once (collection ``sentences``); a passage's
@@ -16,10 +19,18 @@ vector (collection ``passages``) is the normalised mean of its sentences' vector
 what questions match best (one fact each), passages what answers cite and show; the overlap
 between passages costs no extra embedding.
 
-An ingest never writes to the live generation: it copies it, applies the changes to the copy and
-then points ``CURRENT`` at the copy. A crash or ``kill -9`` at any moment leaves the previous
-generation live and intact; vectors already computed wait in the journal, so a re-run resumes
-instead of starting over. Unchanged articles are recognised by their hash and never re-embedded.
+Nothing published is ever written again. An ingest writes the added and updated articles into a
+new segment (merging the newest small segments into it, see rag.segments), then a new generation
+that names it beside the segments kept, then points ``CURRENT`` at it: adding one article costs
+the article, not the index. A crash or ``kill -9`` at any moment leaves the previous generation
+live and intact; vectors already computed wait in the journal, so a re-run resumes instead of
+starting over. Unchanged articles are recognised by their hash and never re-embedded.
+
+Every process that reads a generation (a server, ``rag ask``) holds a shared ``flock`` on its
+``manifest.json`` (:class:`GenerationLease`); a generation other than the live one is removed by
+whoever gets the exclusive lock on it — the ingest when it starts and when it publishes, a server
+when it stops serving one — so nothing a process still reads is ever deleted; then the segments
+no generation left names.
 """
 from __future__ import annotations
 
@@ -40,17 +51,16 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .chunking import CHUNKER_VERSION, Chunk, chunk_article, sentence_id, split_at_ends
-from .corpus import LoadFailure, load_corpus
-from .lexical import LexicalIndex
+from .corpus import PARSER_VERSION, LoadFailure, load_corpus
+from .lexical import LexicalIndex, SegmentTerms
+from .segments import CHROMA, COLLECTION, SENTENCES, TERMS, SegmentWriter, batches, client, collection, documents, to_merge
 from .settings import Settings
 
-COLLECTION = "passages"
-SENTENCES = "sentences"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: segments; 1: one Chroma folder in the generation's own folder
 _CURRENT = "CURRENT"
 _JOURNAL = ".pending-embeddings.sqlite"
-_WRITE_BATCH = 1000  # well under Chroma's max batch size
-_LEXICAL = "bm25"
+_SEGMENTS = "segments.json"
+_FILES = ".corpus-files.json"  # the corpus files read by the last ingest, by fingerprint
 
 
 class StoreError(RuntimeError):
@@ -184,9 +194,25 @@ class Store:
             path = path.parent
         return os.access(path, os.W_OK | os.X_OK)
 
-    def next_generation_name(self) -> str:
-        numbers = [int(p.name[4:]) for p in self.root.glob("gen-*") if p.name[4:].isdigit()]
-        return f"gen-{max(numbers, default=0) + 1:06d}"
+    def next_name(self, kind: str) -> str:
+        """The next ``gen-NNNNNN`` or ``seg-NNNNNN`` (numbers are never reused)."""
+        numbers = [int(p.name.rsplit("-", 1)[1]) for pattern in (f"{kind}-*", f".staging-{kind}-*")
+                   for p in self.root.glob(pattern) if p.name.rsplit("-", 1)[1].isdigit()]
+        return f"{kind}-{max(numbers, default=0) + 1:06d}"
+
+    def known_files(self, key: str) -> dict:
+        """The corpus files the last ingest read, by fingerprint (``remember_files``), if it read
+        them with the same ``key`` (parser version, size limit, corpus folder)."""
+        try:
+            cache = json.loads((self.root / _FILES).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return cache.get("files", {}) if isinstance(cache, dict) and cache.get("key") == key else {}
+
+    def remember_files(self, key: str, files: dict) -> None:
+        tmp = self.root / f"{_FILES}.tmp"
+        tmp.write_text(json.dumps({"key": key, "files": files}, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, self.root / _FILES)
 
     def publish(self, staged: Path, name: str) -> Path:
         """Make ``staged`` the live generation, atomically."""
@@ -202,11 +228,97 @@ class Store:
         return final
 
     def remove_stale(self, keep: Iterable[Path]) -> None:
-        """Delete unfinished staging folders and generations older than the ones kept."""
+        """Delete unfinished staging folders (only the ingest holding :meth:`lock` calls this) and
+        the generations no process serves (:meth:`remove_unused`)."""
+        for path in self.root.glob(".staging-*"):
+            shutil.rmtree(path, ignore_errors=True)
+        self._remove_unused(keep)
+
+    def remove_unused(self) -> None:
+        """Delete the generations other than the live one that no process serves, unless an
+        ingest is running (it cleans up when it finishes). Called by a server that has just
+        stopped serving an old generation; does nothing in a store it may not write."""
+        if not self.writable():
+            return
+        with open(self.root / ".lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            self._remove_unused([self.current()])
+
+    def _remove_unused(self, keep: Iterable[Path]) -> None:
         keep = {p.resolve() for p in keep if p is not None}
-        for path in list(self.root.glob("gen-*")) + list(self.root.glob(".staging-*")):
+        for path in self.root.glob("gen-*"):
             if path.resolve() not in keep:
+                _remove_if_unserved(path)
+        named = set()
+        for path in self.root.glob("gen-*"):
+            try:
+                named.update(json.loads((path / _SEGMENTS).read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                pass  # made before segments, or being removed
+            except (OSError, ValueError):
+                return  # unreadable: keep every segment
+        for path in self.root.glob("seg-*"):
+            if path.name not in named:
                 shutil.rmtree(path, ignore_errors=True)
+
+    def serve(self, generation: Path) -> "GenerationLease | None":
+        """A shared lock on ``generation`` for as long as this process reads it (see
+        :class:`GenerationLease`); None when the generation was removed meanwhile."""
+        try:
+            handle = open(generation / "manifest.json", "rb")
+        except FileNotFoundError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_SH)  # waits while a cleanup is removing it
+        if not _same_file(handle, generation / "manifest.json"):
+            handle.close()  # removed while we waited
+            return None
+        return GenerationLease(generation, handle)
+
+
+class GenerationLease:
+    """Who serves a generation: each process reading one holds a shared ``flock`` on its
+    ``manifest.json``, and a generation is deleted only by whoever gets the exclusive lock on it.
+    The kernel drops a dead process's locks, so a crash never pins a generation, and nothing
+    expires under a slow but living server."""
+
+    def __init__(self, generation: Path, handle) -> None:
+        self.generation, self._handle = generation, handle
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _remove_if_unserved(generation: Path) -> None:
+    """Delete ``generation`` when no process holds a :class:`GenerationLease` on it."""
+    try:
+        handle = open(generation / "manifest.json", "rb")
+    except FileNotFoundError:  # never finished: nobody can serve it
+        shutil.rmtree(generation, ignore_errors=True)
+        return
+    except OSError:
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # served
+        # The manifest goes first: a server waiting for the lock then sees the generation gone.
+        try:
+            (generation / "manifest.json").unlink(missing_ok=True)
+        except OSError:
+            return  # a read-only generation is left whole
+        shutil.rmtree(generation, ignore_errors=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -254,41 +366,6 @@ class EmbeddingJournal:
         self._db.close()
 
 
-# --------------------------------------------------------------------------- chroma helpers
-
-
-def _client(path: Path):
-    try:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise StoreError("The index needs chromadb: pip install chromadb") from exc
-    return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
-
-
-def _collection(client, name: str = COLLECTION, create: bool = False):
-    if create:
-        return client.get_or_create_collection(
-            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
-    return client.get_collection(name, embedding_function=None)
-
-
-def _documents(collection, batch: int = 5000) -> Iterator[tuple[str, str]]:
-    """``(id, document)`` of every item of a Chroma collection, read a batch at a time."""
-    offset = 0
-    while True:
-        got = collection.get(include=["documents"], limit=batch, offset=offset)
-        if not got["ids"]:
-            return
-        yield from zip(got["ids"], got["documents"])
-        offset += len(got["ids"])
-
-
-def _batches(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 # --------------------------------------------------------------------------- ingestion
 
 
@@ -323,7 +400,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
             f"write it (an index in place can still be served).")
     with store.lock(log):
         current = store.current()
-        store.remove_stale(keep=_kept_generations(store, current))
+        store.remove_stale(keep=[current])
         old = None if rebuild else store.manifest()
         if old is not None:
             _check_embedder(old, embeddings, store.root)
@@ -333,12 +410,27 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
             raise CorpusMissingError(
                 f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl) "
                 f"there, or point --corpus / RAG_CORPUS_DIR at their folder.")
-        loaded = load_corpus(settings.corpus_dir, settings.max_article_bytes)
+        checked = time.time_ns()
+        files_key = f"{PARSER_VERSION}:{settings.max_article_bytes}:{os.path.realpath(settings.corpus_dir)}"
+        known_files = store.known_files(files_key) if old is not None else {}
+
+        def known(rel: str, mark: list):
+            """A file unchanged since the last ingest: its articles are those indexed then."""
+            entry = known_files.get(rel)
+            if entry is None or entry["stat"] != mark or not all(d in old_articles for d in entry["articles"]):
+                return None
+            return entry["articles"], [LoadFailure(*failure) for failure in entry["failures"]]
+
+        loaded = load_corpus(settings.corpus_dir, settings.max_article_bytes, known=known)
         report.failed, report.ignored = loaded.failures, loaded.ignored
         chunker = f"{CHUNKER_VERSION}:{settings.chunk_words}"
 
         new_articles: dict[str, dict] = {}
         new_chunks: dict[str, Chunk] = {}  # chunks of added or updated articles
+        for doc_ids in loaded.kept.values():
+            for doc_id in doc_ids:
+                report.unchanged.append(doc_id)
+                new_articles[doc_id] = old_articles[doc_id]
         for article in loaded.articles:
             digest = f"{article.content_hash()}:{chunker}"
             previous = old_articles.get(article.doc_id)
@@ -369,85 +461,101 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         old_ids = {cid for entry in old_articles.values() for cid in entry["chunks"]}
         live_ids = {cid for entry in new_articles.values() for cid in entry["chunks"]}
         old_sids = {sid for entry in old_articles.values() for sid in entry["sentences"]}
-        live_sids = {sid for entry in new_articles.values() for sid in entry["sentences"]}
         report.chunks_total = len(live_ids)
-        up_to_date = current is not None and LexicalIndex.is_current(current / _LEXICAL)
-        if old is not None and up_to_date and not (report.added or report.updated or report.removed):
+        old_segments = segments_of(old, current) if old is not None else []
+        # Everything is rewritten (nothing re-embedded) into one segment when the index was made
+        # before segments, or its token counts by other tokens.
+        rewrite = bool(old_segments) and (old.get("format", 1) < MANIFEST_FORMAT or not all(
+            LexicalIndex.is_current(path / TERMS) for path in old_segments.values()))
+        # Files read (or recognised) now, by fingerprint: the next ingest reads only the others. A
+        # file changed less than a second before this ingest started may change again unseen.
+        files = {rel: known_files[rel] for rel in loaded.kept}
+        files.update((rel, {"stat": mark, "articles": doc_ids, "failures": [[f.path, f.reason] for f in failed]})
+                     for rel, (mark, doc_ids, failed) in loaded.files.items() if mark[1] < checked - 1_000_000_000)
+        if old is not None and not rewrite and not (report.added or report.updated or report.removed):
+            store.remember_files(files_key, files)
             report.generation = current.name if current else ""
             report.seconds = time.perf_counter() - started
             return report
 
-        # Each sentence of a changed article, with its home: the first passage where it is not the
-        # sentence repeated from the passage before.
-        home: dict[str, tuple[str, Chunk]] = {}
-        for chunk in sorted(new_chunks.values(), key=lambda c: (c.doc_id, c.position)):
-            for i, (sid, text) in enumerate(zip(chunk.sentence_ids(), chunk.sentences)):
-                if i >= chunk.overlap:
-                    home.setdefault(sid, (text, chunk))
-        to_embed = [(sid, text) for sid, (text, _) in home.items() if sid not in old_sids]
-        to_write = [c for cid, c in new_chunks.items() if cid not in old_ids]
-        to_relabel = [c for cid, c in new_chunks.items() if cid in old_ids]  # same text, new position
-        to_delete = sorted(old_ids - live_ids)
-        sentences_to_delete = sorted(old_sids - live_sids)
+        # Each sentence of a changed article, with its text; those not in the index are embedded.
+        sentences = {sid: text for c in new_chunks.values() for sid, text in zip(c.sentence_ids(), c.sentences)}
+        to_embed = [(sid, text) for sid, text in sentences.items() if sid not in old_sids]
         journal = EmbeddingJournal(store.root / _JOURNAL, embeddings.name)
         vectors = _embed_with_journal(to_embed, embeddings, journal, settings.embed_batch, progress, log, report)
 
-        log("Writing a new index generation…")
-        name = store.next_generation_name()
+        # The segments kept as they are, and those merged into the new one (see rag.segments).
+        changed = set(report.added) | set(report.updated)
+        live = {name: 0 for name in old_segments}
+        for doc_id, entry in new_articles.items():
+            if doc_id not in changed:
+                live[home_of(entry, current)] += len(entry["chunks"])
+        kept = [name for name in old_segments if live[name]]
+        merged = len(kept) if rewrite else to_merge([live[n] for n in kept], len(new_chunks))
+        kept, merging = kept[:len(kept) - merged], kept[len(kept) - merged:]
+
+        name = store.next_name("seg")
+        log(f"Writing index segment {name}"
+            + (f" (merging {', '.join(merging)})" if merging else "") + "…")
         staged = store.root / f".staging-{name}"
-        if current is not None and old is not None:
-            _copy_files(current, staged)  # writable even where the live generation's files are not
-        else:
-            staged.mkdir(parents=True)
-        client = _client(staged / "chroma")
+        writer = SegmentWriter(staged)
         try:
-            passages = _collection(client, COLLECTION, create=True)
-            sentences = _collection(client, SENTENCES, create=True)
-            # Vectors of unchanged sentences that new passages reuse.
-            reused = sorted({sid for c in to_write for sid in c.sentence_ids()} - set(vectors))
-            for batch in _batches(reused, _WRITE_BATCH):
-                got = sentences.get(ids=batch, include=["embeddings"])
-                vectors.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
-            for batch in _batches(to_delete, _WRITE_BATCH):
-                passages.delete(ids=batch)
-            for batch in _batches(sentences_to_delete, _WRITE_BATCH):
-                sentences.delete(ids=batch)
-            for batch in _batches(to_write, _WRITE_BATCH):
-                passages.upsert(ids=[c.chunk_id for c in batch],
-                                embeddings=np.stack([_mean_vector(vectors, c.sentence_ids()) for c in batch]),
-                                documents=[c.text for c in batch], metadatas=[c.metadata() for c in batch])
-            for batch in _batches(to_relabel, _WRITE_BATCH):
-                passages.update(ids=[c.chunk_id for c in batch], metadatas=[c.metadata() for c in batch])
-            # Every sentence of a changed article is (re)labelled with the passage it now belongs to.
-            homes = sorted(home.items())
-            for batch in _batches([(sid, t, c) for sid, (t, c) in homes if sid not in old_sids], _WRITE_BATCH):
-                sentences.upsert(ids=[sid for sid, _, _ in batch],
-                                 embeddings=np.stack([vectors[sid] for sid, _, _ in batch]),
-                                 documents=[t for _, t, _ in batch],
-                                 metadatas=[_sentence_metadata(c) for _, _, c in batch])
-            for batch in _batches([(sid, c) for sid, (_, c) in homes if sid in old_sids], _WRITE_BATCH):
-                sentences.update(ids=[sid for sid, _ in batch],
-                                 metadatas=[_sentence_metadata(c) for _, c in batch])
-            count, sentence_count = passages.count(), sentences.count()
-            LexicalIndex.build(_documents(passages)).save(staged / _LEXICAL)
+            # Vectors of unchanged sentences of updated articles, from their article's segment.
+            for doc_id in report.updated:
+                wanted = [sid for sid in new_articles[doc_id]["sentences"] if sid not in vectors]
+                if wanted:
+                    vectors.update(writer.vectors(old_segments[home_of(old_articles[doc_id], current)], wanted))
+            writer.add_chunks(sorted(new_chunks.values(), key=lambda c: (c.doc_id, c.position)), vectors)
+            for source in merging:
+                entries = [e for d, e in new_articles.items() if d not in changed and home_of(e, current) == source]
+                writer.copy_from(old_segments[source], [cid for e in entries for cid in e["chunks"]],
+                                 [sid for e in entries for sid in e["sentences"]])
         finally:
-            client.close()
-        if (count, sentence_count) != (len(live_ids), len(live_sids)):
-            raise StoreError(f"Internal error: the new index holds {count} passages and {sentence_count} "
-                             f"sentences, expected {len(live_ids)} and {len(live_sids)}")
+            count, sentence_count = writer.finish()
+        expected = sum(len(e["chunks"]) for d, e in new_articles.items()
+                       if d in changed or home_of(e, current) in merging)
+        expected_sentences = sum(len(e["sentences"]) for d, e in new_articles.items()
+                                 if d in changed or home_of(e, current) in merging)
+        if (count, sentence_count) != (expected, expected_sentences):
+            raise StoreError(f"Internal error: the new segment holds {count} passages and {sentence_count} "
+                             f"sentences, expected {expected} and {expected_sentences}")
+        os.replace(staged, store.root / name)
+        for doc_id, entry in new_articles.items():
+            if doc_id in changed or home_of(entry, current) in merging:
+                new_articles[doc_id] = {**entry, "segment": name}
+            else:
+                new_articles[doc_id] = {**entry, "segment": home_of(entry, current)}
+
+        generation = store.next_name("gen")
+        staged = store.root / f".staging-{generation}"
+        staged.mkdir()
         manifest = {"format": MANIFEST_FORMAT, "embedder": _embedder_identity(embeddings),
                     "chunker": chunker, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "articles": new_articles}
-        (staged / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1),
-                                              encoding="utf-8")
-        published = store.publish(staged, name)
+                    "segments": kept + [name], "articles": new_articles}
+        (staged / _SEGMENTS).write_text(json.dumps(kept + [name]), encoding="utf-8")
+        (staged / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+        published = store.publish(staged, generation)
+        store.remember_files(files_key, files)
         journal.discard()
-        store.remove_stale(keep=[published, current])
-        report.chunks_added = len(to_write)
-        report.chunks_deleted = len(to_delete)
-        report.generation = name
+        store.remove_stale(keep=[published])
+        report.chunks_added = len(set(new_chunks) - old_ids)
+        report.chunks_deleted = len(old_ids - live_ids)
+        report.generation = generation
         report.seconds = time.perf_counter() - started
         return report
+
+
+def segments_of(manifest: dict, generation: Path) -> dict[str, Path]:
+    """``name -> folder`` of a generation's segments, oldest first. A generation made before
+    segments (manifest format 1) is one segment: its own folder."""
+    if manifest.get("format", 1) < 2:
+        return {generation.name: generation}
+    return {name: generation.parent / name for name in manifest["segments"]}
+
+
+def home_of(entry: dict, generation: Path) -> str:
+    """The segment an article lives in (in a format-1 generation, the generation itself)."""
+    return entry.get("segment", generation.name)
 
 
 def _empty_corpus_message(settings: Settings, failures: list[LoadFailure], indexed: int) -> str:
@@ -457,17 +565,6 @@ def _empty_corpus_message(settings: Settings, failures: list[LoadFailure], index
         return (f"{found}: indexing it would remove all {indexed} articles from the index. The index is "
                 f"unchanged; run `rag ingest --allow-empty` to empty it.")
     return f"{found}: there is nothing to index. Add articles, or run `rag ingest --allow-empty` to build an empty index."
-
-
-def _sentence_metadata(chunk: Chunk) -> dict:
-    """A sentence's passage, and what filters need (article, outlet, date)."""
-    meta = chunk.metadata()
-    return {key: meta[key] for key in ("doc_id", "outlet", "date_num") if key in meta} | {"chunk_id": chunk.chunk_id}
-
-
-def _mean_vector(vectors: dict[str, np.ndarray], sentence_ids: list[str]) -> np.ndarray:
-    mean = np.mean([vectors[sid] for sid in sentence_ids], axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 def ensure_index(settings: Settings, embeddings, *, refresh: bool = False, keep_serving: bool = False,
@@ -499,14 +596,6 @@ def ensure_index(settings: Settings, embeddings, *, refresh: bool = False, keep_
     return report
 
 
-def _kept_generations(store: Store, current: Path | None) -> list[Path]:
-    """The live generation and the one before it (a running app may still have it open)."""
-    if current is None:
-        return []
-    older = sorted((p for p in store.root.glob("gen-*") if p.name < current.name), key=lambda p: p.name)
-    return [current] + older[-1:]
-
-
 def _embed_with_journal(sentences: list[tuple[str, str]], embeddings, journal: EmbeddingJournal,
                         batch_size: int, progress: bool, log: Callable[[str], None],
                         report: IngestReport) -> dict[str, np.ndarray]:
@@ -524,7 +613,7 @@ def _embed_with_journal(sentences: list[tuple[str, str]], embeddings, journal: E
 
         with tqdm(total=len(missing), unit="sentence", disable=not progress, file=sys.stderr,
                   mininterval=0.5) as bar:
-            for batch in _batches(missing, batch_size):
+            for batch in batches(missing, batch_size):
                 batch_vectors = np.asarray(embeddings.embed_documents([text for _, text in batch]),
                                            dtype=np.float32)
                 journal.put([sid for sid, _ in batch], batch_vectors)
@@ -546,44 +635,102 @@ def _hit(chunk_id: str, text: str, meta: dict, score: float) -> Hit:
 
 
 class VectorIndex:
-    """The live generation, opened for search."""
+    """The live generation, opened for search: its segments' Chroma collections and BM25 counts,
+    each passage and sentence read from its article's segment only (rag.segments)."""
 
     def __init__(self, path: Path, manifest: dict, embeddings,
                  log: Callable[[str], None] | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.embeddings = embeddings
-        chroma = path / "chroma"
+        folders = segments_of(manifest, path)
         #: True when the generation may not be written by this process (a read-only store): Chroma
         #: writes to its database even to read it, so a private copy of it is opened instead.
-        self.read_only = not _writable_tree(chroma)
+        self.read_only = not all(_writable_tree(folder / CHROMA) for folder in folders.values())
         self._cleanup = None
+        self._lease: GenerationLease | None = None
+        chromas = {name: folder / CHROMA for name, folder in folders.items()}
         if self.read_only:
             copy = Path(tempfile.mkdtemp(prefix="rag-index-"))
             self._cleanup = weakref.finalize(self, shutil.rmtree, copy, True)
-            chroma = _copy_files(chroma, copy / "chroma")
+            chromas = {name: _copy_files(chroma, copy / name / CHROMA) for name, chroma in chromas.items()}
             (log or _stderr)(f"note: the index {path} is read-only for this process: it is served from a "
                              f"private copy ({copy}) and cannot be updated")
-        self._client = _client(chroma)
-        self._collection = _collection(self._client, COLLECTION)
-        self._sentences = _collection(self._client, SENTENCES)
-        # A published generation never changes, so its sizes are read once.
-        self._count, self._sentence_count = self._collection.count(), self._sentences.count()
-        self.lexical = LexicalIndex.load(path / _LEXICAL)
+        # Where each article, passage and sentence lives.
+        self._home = {doc_id: home_of(entry, path) for doc_id, entry in manifest["articles"].items()}
+        self._chunk_home = {cid: self._home[d] for d, e in manifest["articles"].items() for cid in e["chunks"]}
+        self._sentence_home = {sid: self._home[d] for d, e in manifest["articles"].items() for sid in e["sentences"]}
+        self._count, self._sentence_count = len(self._chunk_home), len(self._sentence_home)
+        self._segments: dict[str, tuple] = {}  # name -> (client, passages, sentences, sizes)
+        try:
+            for name, chroma in chromas.items():
+                opened = client(chroma)
+                passages, sentences = collection(opened, COLLECTION), collection(opened, SENTENCES)
+                self._segments[name] = (opened, passages, sentences, (passages.count(), sentences.count()))
+            self.lexical = LexicalIndex([(self._terms(name, folder), None) for name, folder in folders.items()])
+        except BaseException:
+            self.close()
+            raise
+        self.lexical = LexicalIndex([(terms, np.fromiter((self._chunk_home.get(cid) == name for cid in terms.chunk_ids),
+                                                           bool, len(terms.chunk_ids)))
+                                     for name, terms in zip(folders, self.lexical.parts)])
+
+    def _terms(self, name: str, folder: Path) -> SegmentTerms:
+        if (folder / TERMS).is_dir():
+            return SegmentTerms.load(folder / TERMS)
+        # A generation made before segments: counted once here (the next ingest writes them).
+        return SegmentTerms.build(documents(self._segments[name][1]))
 
     @classmethod
     def open(cls, settings: Settings, embeddings, log: Callable[[str], None] | None = None) -> "VectorIndex":
+        """The live generation, held (:class:`GenerationLease`) until :meth:`close`."""
         store = Store(settings.store_dir)
-        current = store.current()
-        if current is None:
-            raise IndexMissingError(f"No index in {store.root}. Run `rag ingest` to build it from "
-                                    f"{settings.corpus_dir}.")
-        manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
-        _check_embedder(manifest, embeddings, store.root)
-        return cls(current, manifest, embeddings, log=log)
+        for _ in range(100):  # a new generation may replace the one just read: read CURRENT again
+            current = store.current()
+            if current is None:
+                raise IndexMissingError(f"No index in {store.root}. Run `rag ingest` to build it from "
+                                        f"{settings.corpus_dir}.")
+            lease = store.serve(current)
+            if lease is not None:
+                break
+        else:  # pragma: no cover - a hundred generations published while opening one
+            raise StoreError(f"The index in {store.root} changed too often to be opened")
+        try:
+            manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+            _check_embedder(manifest, embeddings, store.root)
+            index = cls(current, manifest, embeddings, log=log)
+        except BaseException:
+            lease.release()
+            raise
+        index._lease = lease
+        return index
 
     def __len__(self) -> int:
         return self._count
+
+    def _live(self, name: str, meta: dict) -> bool:
+        return self._home.get(meta.get("doc_id")) == name
+
+    def _query(self, which: int, vector, k: int, where: dict | None) -> list[tuple[str, str, dict, float]]:
+        """The ``k`` live items of every segment closest to ``vector``, closest first: ``(id,
+        document, metadata, similarity)``. A segment is asked again for more while dead items
+        crowd out live ones."""
+        found = []
+        for name, segment in self._segments.items():
+            size = segment[3][which - 1]
+            n = min(k, size)
+            while n > 0:
+                result = segment[which].query(query_embeddings=[vector], n_results=n, where=where,
+                                              include=["documents", "metadatas", "distances"])
+                rows = [(i, d, m, 1.0 - float(x)) for i, d, m, x in zip(
+                    result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0])
+                    if self._live(name, m)]
+                if len(rows) >= k or n >= size or len(result["ids"][0]) < n:
+                    break
+                n = min(size, n * 4)
+            found.extend(rows[:k] if n > 0 else [])
+        found.sort(key=lambda row: -row[3])  # stable: segments in order on equal similarities
+        return found[:k]
 
     def search(self, query: str, k: int = 4, where: dict | None = None) -> list[Hit]:
         """Dense passage search (cosine similarity of the passage vectors)."""
@@ -592,45 +739,43 @@ class VectorIndex:
         return self.search_vector(self.embeddings.embed_query(query), k, where)
 
     def search_vector(self, vector, k: int = 4, where: dict | None = None) -> list[Hit]:
-        n = len(self)
-        if n == 0:
+        if len(self) == 0:
             return []
-        result = self._collection.query(query_embeddings=[vector], n_results=min(k, n), where=where,
-                                        include=["documents", "metadatas", "distances"])
-        return [_hit(chunk_id, text, meta, 1.0 - float(distance))
-                for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0],
-                                                          result["metadatas"][0], result["distances"][0])]
+        return [_hit(cid, text, meta, score) for cid, text, meta, score in self._query(1, vector, k, where)]
 
     def sentence_search_vector(self, vector, k: int = 10, where: dict | None = None) -> list[tuple[str, str, float]]:
         """The sentences closest to a query vector: ``(chunk_id of its passage, sentence, similarity)``."""
-        n = self._sentence_count
-        if n == 0:
+        if self._sentence_count == 0:
             return []
-        result = self._sentences.query(query_embeddings=[vector], n_results=min(k, n), where=where,
-                                       include=["documents", "metadatas", "distances"])
-        return [(meta["chunk_id"], text, 1.0 - float(distance))
-                for text, meta, distance in zip(result["documents"][0], result["metadatas"][0],
-                                                result["distances"][0])]
+        return [(meta["chunk_id"], text, score) for _, text, meta, score in self._query(2, vector, k, where)]
+
+    def _by_home(self, ids: list[str], homes: dict[str, str]) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for item in dict.fromkeys(ids):
+            if item in homes:
+                grouped.setdefault(homes[item], []).append(item)
+        return grouped
 
     def sentence_vectors(self, sentence_ids: list[str]) -> dict[str, np.ndarray]:
-        if not sentence_ids:
-            return {}
-        got = self._sentences.get(ids=list(dict.fromkeys(sentence_ids)), include=["embeddings"])
-        return dict(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
+        found = {}
+        for name, ids in self._by_home(sentence_ids, self._sentence_home).items():
+            got = self._segments[name][2].get(ids=ids, include=["embeddings"])
+            found.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
+        return found
 
     def lexical_search(self, query: str, k: int = 4, where: dict | None = None) -> list[tuple[str, float]]:
         if where is None:
             return self.lexical.search(query, k)
-        allowed = set(self._collection.get(where=where, include=[])["ids"])
+        allowed = {hit.chunk_id for hit in self.passages(where)}
         return self.lexical.search(query, k, allowed=allowed)
 
     def get(self, chunk_ids: list[str]) -> list[Hit]:
         """Stored passages by id, in the order asked."""
-        if not chunk_ids:
-            return []
-        result = self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
-        found = {cid: _hit(cid, text, meta, 0.0)
-                 for cid, text, meta in zip(result["ids"], result["documents"], result["metadatas"])}
+        found = {}
+        for name, ids in self._by_home(chunk_ids, self._chunk_home).items():
+            result = self._segments[name][1].get(ids=ids, include=["documents", "metadatas"])
+            found.update((cid, _hit(cid, text, meta, 0.0))
+                         for cid, text, meta in zip(result["ids"], result["documents"], result["metadatas"]))
         return [found[cid] for cid in chunk_ids if cid in found]
 
     def article(self, doc_id: str) -> list[Hit]:
@@ -643,22 +788,36 @@ class VectorIndex:
 
     def passages(self, where: dict | None = None) -> list[Hit]:
         """Stored passages (all, or those matching a Chroma ``where``), in article order."""
-        result = self._collection.get(where=where, include=["documents", "metadatas"])
-        hits = [_hit(cid, text, meta, 0.0)
-                for cid, text, meta in zip(result["ids"], result["documents"], result["metadatas"])]
+        hits = []
+        for name, segment in self._segments.items():
+            result = segment[1].get(where=where, include=["documents", "metadatas"])
+            hits.extend(_hit(cid, text, meta, 0.0) for cid, text, meta in
+                        zip(result["ids"], result["documents"], result["metadatas"]) if self._live(name, meta))
         return sorted(hits, key=lambda h: (h.doc_id, h.position))
 
     def as_vectorstore(self):
-        """The same collection as a LangChain ``VectorStore`` (for retrievers and chains)."""
+        """The passages as a LangChain ``VectorStore`` (for retrievers and chains), for an index
+        of one segment (the store's newest segments are merged by the next ingests)."""
         from langchain_chroma import Chroma
 
-        return Chroma(client=self._client, collection_name=COLLECTION, embedding_function=self.embeddings,
+        if len(self._segments) != 1:
+            raise StoreError("as_vectorstore needs an index of one segment")
+        [(opened, *_)] = self._segments.values()
+        return Chroma(client=opened, collection_name=COLLECTION, embedding_function=self.embeddings,
                       create_collection_if_not_exists=False)
 
+    @property
+    def generation(self) -> str:
+        return self.path.name
+
     def close(self) -> None:
-        self._client.close()
+        for opened, *_ in self._segments.values():
+            opened.close()
+        self._segments = {}
         if self._cleanup is not None:
             self._cleanup()
+        if self._lease is not None:
+            self._lease.release()
 
 
 def _stderr(message: str) -> None:

@@ -1,4 +1,4 @@
-"""Lexical side of retrieval: BM25 (``bm25s``) over Vietnamese syllables.
+"""Lexical side of retrieval: BM25 over Vietnamese syllables.
 
 Vietnamese words are runs of syllables ("Hà Nội", "đại biểu"), and users type with or without
 diacritics. A passage is therefore indexed as:
@@ -29,11 +29,18 @@ BM25 alone on dev went from 85.5 to 84.8 with pyvi's words. pyvi segments about 
 passages a second (570 a second on the 160,143 passages of ``benchmarks/scale.py``, 282 s on the
 two shared cores) and its pickled CRF imports scikit-learn (+100 MiB); underthesea is 3 times slower.
 
-The index lives inside each index generation and is rebuilt with it, so it never drifts from Chroma.
+BM25 is computed here rather than by ``bm25s`` (whose index bakes each token's IDF into every
+stored score): an index generation is made of segments (rag.index), each with the token counts
+of its passages (:class:`SegmentTerms`), written once; :class:`LexicalIndex` scores over the live
+passages of all of them with their joint statistics (passages, mean length, document frequency),
+so a generation of several segments ranks exactly as one BM25 index of its passages would
+(Lucene's BM25, k1 = 1.5, b = 0.75, as ``bm25s`` computes it; tests/test_retrieval.py compares).
 """
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -42,10 +49,13 @@ import numpy as np
 from .text import fold, near_spellings, words
 
 _IDS = "chunk_ids.json"
+_VOCAB = "vocab.json"
+_COUNTS = "counts.npz"
 _VERSION = "tokens_version"
-#: Bump when :func:`tokens` changes: an index built with other tokens has its BM25 side rebuilt at
-#: the next ingest (passages and vectors are kept). An index without the file was built by "1".
+#: Bump when :func:`tokens` changes: segments counted with other tokens are counted again at the
+#: next ingest (passages and vectors are kept). Counts saved without the file were made by "1".
 TOKENS_VERSION = "1"
+K1, B = 1.5, 0.75
 
 
 def tokens(text: str) -> list[str]:
@@ -55,60 +65,120 @@ def tokens(text: str) -> list[str]:
     return folded + bigrams + [f"~{w}" for w in exact]
 
 
-class LexicalIndex:
-    def __init__(self, retriever, chunk_ids: list[str]) -> None:
-        self._retriever = retriever
-        self.chunk_ids = chunk_ids
-        self._exact: frozenset[str] | None = None
-        self._near: frozenset[str] | None = None
+class SegmentTerms:
+    """Token counts of one segment's passages: each passage's length in tokens, and a sparse
+    token × passage matrix of frequencies (column ``j`` of token ``vocab[j]``: passages
+    ``docs[indptr[j]:indptr[j + 1]]`` with frequencies ``tfs[…]``)."""
+
+    def __init__(self, chunk_ids: list[str], vocab: list[str], indptr: np.ndarray, docs: np.ndarray,
+                 tfs: np.ndarray, lengths: np.ndarray) -> None:
+        self.chunk_ids, self.vocab = chunk_ids, vocab
+        self.column = {token: j for j, token in enumerate(vocab)}
+        self.indptr, self.docs, self.tfs, self.lengths = indptr, docs, tfs, lengths
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
 
     @classmethod
-    def build(cls, passages: Iterable[tuple[str, str]]) -> "LexicalIndex":
-        """The index of ``(chunk_id, text)`` pairs, read once. Each passage's tokens become
-        numbers as it is read (the same BM25 scores as from token strings): at 10,000 articles
-        (160,390 passages) the ingest's peak memory fell from 7.8 to 3.1 GiB."""
-        import bm25s
-        from bm25s.tokenization import Tokenized
-
+    def build(cls, passages: Iterable[tuple[str, str]]) -> "SegmentTerms":
+        """The counts of ``(chunk_id, text)`` pairs, read once."""
         chunk_ids: list[str] = []
         vocab: dict[str, int] = {}
-        token_ids = []
-        for chunk_id, text in passages:
+        cols, docs, tfs, lengths = [], [], [], []
+        for doc, (chunk_id, text) in enumerate(passages):
             chunk_ids.append(chunk_id)
-            token_ids.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens(text)), dtype=np.int32))
-        retriever = bm25s.BM25()
-        if chunk_ids:
-            retriever.index(Tokenized(ids=token_ids, vocab=vocab), show_progress=False)
-        return cls(retriever, chunk_ids)
+            ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens(text)), dtype=np.int32)
+            unique, counts = np.unique(ids, return_counts=True)
+            cols.append(unique)
+            tfs.append(counts.astype(np.float32))
+            docs.append(np.full(len(unique), doc, dtype=np.int32))
+            lengths.append(len(ids))
+        col = np.concatenate(cols) if cols else np.zeros(0, np.int32)
+        order = np.argsort(col, kind="stable")  # by token, then passage
+        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(col, minlength=len(vocab)), out=indptr[1:])
+        return cls(chunk_ids, list(vocab), indptr,
+                   (np.concatenate(docs) if docs else np.zeros(0, np.int32))[order],
+                   (np.concatenate(tfs) if tfs else np.zeros(0, np.float32))[order],
+                   np.asarray(lengths, dtype=np.int32))
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        if self.chunk_ids:
-            self._retriever.save(str(path), show_progress=False)
+        np.savez(path / _COUNTS, indptr=self.indptr, docs=self.docs, tfs=self.tfs, lengths=self.lengths)
+        (path / _VOCAB).write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
         (path / _IDS).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
         (path / _VERSION).write_text(TOKENS_VERSION, encoding="utf-8")
 
     @staticmethod
     def is_current(path: Path) -> bool:
-        """Whether ``path`` holds an index built with today's :func:`tokens`."""
-        if not (path / _IDS).is_file():
+        """Whether ``path`` holds counts made with today's :func:`tokens`."""
+        if not (path / _COUNTS).is_file():
             return False
         version = path / _VERSION
         return (version.read_text(encoding="utf-8").strip() if version.is_file() else "1") == TOKENS_VERSION
 
     @classmethod
-    def load(cls, path: Path) -> "LexicalIndex":
-        import bm25s
+    def load(cls, path: Path) -> "SegmentTerms":
+        with np.load(path / _COUNTS) as counts:
+            arrays = {name: counts[name] for name in ("indptr", "docs", "tfs", "lengths")}
+        return cls(json.loads((path / _IDS).read_text(encoding="utf-8")),
+                   json.loads((path / _VOCAB).read_text(encoding="utf-8")), **arrays)
 
-        chunk_ids = json.loads((path / _IDS).read_text(encoding="utf-8"))
-        retriever = bm25s.BM25.load(str(path), show_progress=False) if chunk_ids else None
-        return cls(retriever, chunk_ids)
+    def postings(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        j = self.column.get(token)
+        if j is None:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return self.docs[self.indptr[j]:self.indptr[j + 1]], self.tfs[self.indptr[j]:self.indptr[j + 1]]
+
+
+class LexicalIndex:
+    """BM25 over the live passages of one or more segments: ``parts`` pairs each segment's
+    :class:`SegmentTerms` with a mask of its live passages (None: all of them)."""
+
+    def __init__(self, parts: list[tuple[SegmentTerms, np.ndarray | None]]) -> None:
+        self.parts = [terms for terms, _ in parts]
+        self._parts = [(terms, np.ones(len(terms), bool) if live is None else np.asarray(live, bool))
+                       for terms, live in parts]
+        self.chunk_ids = [cid for terms, _ in self._parts for cid in terms.chunk_ids]
+        live_lengths = np.concatenate([terms.lengths[live] for terms, live in self._parts] or [np.zeros(0)])
+        self.size = len(live_lengths)
+        average = float(live_lengths.mean()) if self.size else 1.0
+        # The length part of BM25's denominator, per passage (dead passages never score).
+        self._norms = [np.float32(K1) * (np.float32(1 - B) + np.float32(B) * terms.lengths.astype(np.float32)
+                                         / np.float32(average or 1.0)) for terms, _ in self._parts]
+        self._exact: frozenset[str] | None = None
+        self._near: frozenset[str] | None = None
+
+    @classmethod
+    def build(cls, passages: Iterable[tuple[str, str]]) -> "LexicalIndex":
+        """The index of ``(chunk_id, text)`` pairs, one segment."""
+        return cls([(SegmentTerms.build(passages), None)])
+
+    def save(self, path: Path) -> None:
+        """Save an index of one segment."""
+        [(terms, _)] = self._parts
+        terms.save(path)
+
+    is_current = staticmethod(SegmentTerms.is_current)
+
+    @classmethod
+    def load(cls, path: Path) -> "LexicalIndex":
+        return cls([(SegmentTerms.load(path), None)])
+
+    def _frequency(self, token: str) -> int:
+        """In how many live passages ``token`` occurs."""
+        return sum(int(live[terms.postings(token)[0]].sum()) for terms, live in self._parts)
 
     def exact_words(self) -> frozenset[str]:
-        """Every syllable of the index as written, lower-cased (built on first use)."""
+        """Every syllable of the live passages as written, lower-cased (built on first use)."""
         if self._exact is None:
-            vocab = self._retriever.vocab_dict if self._retriever is not None else {}
-            self._exact = frozenset(t[1:] for t in vocab if t.startswith("~"))
+            found = set()
+            for terms, live in self._parts:
+                marked = [j for j, t in enumerate(terms.vocab) if t.startswith("~")]
+                counts = np.add.reduceat(live[terms.docs].astype(np.int64), terms.indptr[:-1]) if len(terms.docs) else []
+                sizes = np.diff(terms.indptr)
+                found.update(terms.vocab[j][1:] for j in marked if sizes[j] and counts[j])
+            self._exact = frozenset(found)
         return self._exact
 
     def near_words(self) -> frozenset[str]:
@@ -121,20 +191,33 @@ class LexicalIndex:
     def knows_joined(self, word: str) -> bool:
         """Whether ``word`` is two adjacent syllables of the index written as one ("Superbowl")."""
         folded = fold(word)
-        return self._retriever is not None and any(
-            f"{folded[:i]}_{folded[i:]}" in self._retriever.vocab_dict for i in range(2, len(folded) - 1))
+        return any(self._frequency(f"{folded[:i]}_{folded[i:]}") for i in range(2, len(folded) - 1))
 
     def knows(self, word: str) -> bool:
         """Whether a word occurs anywhere in the index, as written (any case)."""
-        return self._retriever is not None and f"~{word.lower()}" in self._retriever.vocab_dict
+        return self._frequency(f"~{word.lower()}") > 0
+
+    def scores(self, query: str) -> np.ndarray:
+        """The BM25 score of every passage (in :attr:`chunk_ids` order; 0 for dead ones)."""
+        parts = [np.zeros(len(terms), dtype=np.float32) for terms, _ in self._parts]
+        for token, repeats in Counter(tokens(query)).items():
+            postings = [terms.postings(token) for terms, _ in self._parts]
+            frequency = sum(int(live[docs].sum()) for (_, live), (docs, _) in zip(self._parts, postings))
+            if not frequency:
+                continue
+            idf = np.float32(math.log(1 + (self.size - frequency + 0.5) / (frequency + 0.5)))
+            for scores, norms, (docs, tfs) in zip(parts, self._norms, postings):
+                scores[docs] += np.float32(repeats) * idf * (tfs / (norms[docs] + tfs))
+        for scores, (_, live) in zip(parts, self._parts):
+            scores[~live] = 0.0
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """``(chunk_id, bm25 score)`` best first; only passages sharing a term with the query
+        """``(chunk_id, bm25 score)`` best first; only live passages sharing a term with the query
         (and, when ``allowed`` is given, only those passages)."""
-        query_tokens = tokens(query)
-        if not self.chunk_ids or not query_tokens:
+        if not self.size or not tokens(query):
             return []
-        scores = self._retriever.get_scores(query_tokens)
+        scores = self.scores(query)
         if allowed is not None:
             scores = np.where([cid in allowed for cid in self.chunk_ids], scores, 0.0)
         matching = np.flatnonzero(scores > 0)  # index order

@@ -98,6 +98,10 @@ class Settings:
     #: ``RAG_TRUSTED_PROXIES``.
     trusted_proxies: str = ""
 
+    #: Processes that answer questions behind the one HTTP process of ``rag serve`` (rag.workers);
+    #: 0: one per core; 1: answer in the HTTP process itself. ``RAG_WORKERS`` / ``--workers``.
+    workers: int = 0
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
         """Defaults < ``RAG_*`` variables < ``overrides`` (CLI flags; ``None`` means not given)."""
@@ -121,7 +125,7 @@ class Settings:
         return f"Settings({shown})"
 
 
-_ZERO_MEANS_OFF = {"rate_limit", "demo_port"}
+_ZERO_MEANS_OFF = {"rate_limit", "demo_port", "workers"}  # workers: 0 means one per core
 
 
 def _convert(name: str, default, raw):

@@ -249,16 +249,17 @@ def build_blocks(settings: Settings, service):
         yield chat_messages(turns, (question, SEARCHING)), gr.skip(), turns, ""
         text = ""
         try:
-            for event in service.answerer().stream(question, history):
-                if isinstance(event, Sources):
-                    yield gr.skip(), sources_html(event.citations, "Các đoạn đã tìm thấy"), turns, gr.skip()
-                elif isinstance(event, TextDelta):
-                    # A preview (an LLM's tokens): the final answer replaces it.
-                    text += event.text
-                    yield chat_messages(turns, (question, markdown_text(text) + " ▌")), gr.skip(), turns, gr.skip()
-                elif isinstance(event, Final):
-                    turns = (turns + [{"question": question, "answer": event.answer}])[-MAX_CHAT_TURNS:]
-                    yield chat_messages(turns), answer_panel(event.answer), turns, gr.skip()
+            with service.lease() as live:  # the whole answer from one index generation
+                for event in live.answerer().stream(question, history):
+                    if isinstance(event, Sources):
+                        yield gr.skip(), sources_html(event.citations, "Các đoạn đã tìm thấy"), turns, gr.skip()
+                    elif isinstance(event, TextDelta):
+                        # A preview (an LLM's tokens): the final answer replaces it.
+                        text += event.text
+                        yield chat_messages(turns, (question, markdown_text(text) + " ▌")), gr.skip(), turns, gr.skip()
+                    elif isinstance(event, Final):
+                        turns = (turns + [{"question": question, "answer": event.answer}])[-MAX_CHAT_TURNS:]
+                        yield chat_messages(turns), answer_panel(event.answer), turns, gr.skip()
         except Exception:
             logging.getLogger(__name__).exception("answering failed")
             turns = (turns + [{"question": question, "answer": None, "notice": ANSWER_FAILED}])[-MAX_CHAT_TURNS:]

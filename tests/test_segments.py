@@ -1,0 +1,160 @@
+"""Generations made of segments (rag.segments): an ingest writes only what changed, nothing
+published is written again, and an index of several segments answers as one index would."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import ARGENTINA, CUBA, SEED_CORPUS
+
+from rag.index import Store, VectorIndex, ingest
+from rag.lexical import LexicalIndex, SegmentTerms, tokens
+from rag.segments import to_merge
+
+QUIET = {"progress": False, "log": lambda message: None}
+LAO = "ha-noi-vieng-chan"
+LAO_TEXT = ("Đoàn đại biểu Hà Nội thăm Viêng Chăn\n\nChiều 12/3, đoàn đại biểu thành phố Hà Nội đã đến thủ đô "
+            "Viêng Chăn của Lào. Nhân dịp này, Hà Nội trao tặng Viêng Chăn 350 bộ máy tính cho các trường tiểu học.\n")
+QUESTIONS = ["Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?", "Hà Nội tặng La Habana bao nhiêu tấn gạo?",
+             "Who did the delegation meet in Peru?", "ha noi tang vieng chan bao nhieu may tinh"]
+
+
+def _listing(folder):
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
+
+
+def test_merging_follows_the_logarithmic_method():
+    assert to_merge([], 16) == 0
+    assert to_merge([160_000], 16) == 0  # a large base is left alone
+    assert to_merge([160_000, 16], 16) == 1  # two alike become one
+    assert to_merge([160_000, 48], 16) == 0
+    assert to_merge([160_000, 48, 16], 16) == 2  # 16 + 16, then 48 <= 2 * 32
+    assert to_merge([100, 40], 30) == 2
+
+
+def test_bm25_over_segments_with_dead_passages_equals_bm25_over_the_live_ones():
+    import bm25s
+
+    first = ["Hà Nội tặng 2000 tấn gạo cho La Habana.", "Hà Nội tăng cường hợp tác với La Habana.", "Đoàn tới Peru."]
+    second = ["Tại Peru, đoàn làm việc với Arturo Ayala.", "Hà Nội tặng Viêng Chăn máy tính, máy tính bảng."]
+    index = LexicalIndex([(SegmentTerms.build(zip("abc", first)), [True, False, True]),
+                          (SegmentTerms.build(zip("de", second)), None)])
+    live = {"a": first[0], "c": first[2], "d": second[0], "e": second[1]}
+    reference = bm25s.BM25()
+    reference.index([tokens(t) for t in live.values()], show_progress=False)
+    for query in ("ha noi tang", "Peru Peru", "hợp tác La Habana", "máy tính", "Viêng Chăn"):
+        expected = {cid: float(x) for cid, x in zip(live, reference.get_scores(tokens(query))) if x > 0}
+        assert dict(index.search(query, k=5)) == pytest.approx(expected, rel=1e-5)
+    assert index.knows("Peru") and not index.knows("cường") and "arturo" in index.exact_words()
+
+
+def test_an_added_article_is_a_segment_of_its_own_and_nothing_published_changes(indexed, corpus, e5, tmp_path):
+    store = indexed.store_dir
+    before = Store(store).manifest()
+    [base] = before["segments"]
+    published = _listing(store / base)
+    (corpus / f"{LAO}.txt").write_text(LAO_TEXT, encoding="utf-8")
+    report = ingest(indexed, e5, **QUIET)
+    after = Store(store).manifest()
+    [kept, added] = after["segments"]
+    assert kept == base and _listing(store / base) == published  # read, never written
+    assert after["articles"][LAO]["segment"] == added and after["articles"][CUBA]["segment"] == base
+    index = VectorIndex.open(indexed, e5)
+    try:
+        assert len(index) == report.chunks_total and index._segments[added][3][0] == len(after["articles"][LAO]["chunks"])
+        incremental = {q: [(h.chunk_id, h.doc_id) for h in index.search(q, k=4)] + index.lexical_search(q, k=4)
+                       for q in QUESTIONS}
+    finally:
+        index.close()
+
+    # The same corpus indexed from scratch: the same rankings, the same BM25 scores.
+    scratch = indexed.with_(store_dir=tmp_path / "scratch")
+    ingest(scratch, e5, **QUIET)
+    index = VectorIndex.open(scratch, e5)
+    try:
+        for question, found in incremental.items():
+            expected = [(h.chunk_id, h.doc_id) for h in index.search(question, k=4)] + index.lexical_search(question, k=4)
+            assert found[:4] == expected[:4]
+            assert dict(found[4:]) == pytest.approx(dict(expected[4:]), rel=1e-5)
+    finally:
+        index.close()
+
+
+def test_an_updated_article_leaves_its_old_passages_dead_then_merged_away(indexed, corpus, e5, monkeypatch):
+    (corpus / f"{LAO}.txt").write_text(LAO_TEXT, encoding="utf-8")
+    ingest(indexed, e5, **QUIET)  # a small segment beside the seed's
+    path = corpus / f"{LAO}.txt"
+    path.write_text(LAO_TEXT.replace("350 bộ", "360 bộ"), encoding="utf-8")
+    report = ingest(indexed, e5, **QUIET)
+    assert report.updated == [LAO] and report.sentences_embedded == 1  # the changed sentence only
+    manifest = Store(indexed.store_dir).manifest()
+    assert manifest["segments"] == ["seg-000001", "seg-000003"]  # the first Lao segment merged away
+    assert sorted(p.name for p in indexed.store_dir.glob("seg-*")) == manifest["segments"]
+
+    # The seed's segment is not merged here (as a large one would not be): Cuba's old passages stay in it.
+    monkeypatch.setattr("rag.index.to_merge", lambda sizes, new: 0)
+    path = corpus / f"{CUBA}.txt"
+    path.write_text(path.read_text(encoding="utf-8").replace("2000 tấn gạo", "3000 tấn gạo"), encoding="utf-8")
+    ingest(indexed, e5, **QUIET)
+    index = VectorIndex.open(indexed, e5)
+    try:
+        # Dead, they are never found.
+        assert index._segments["seg-000001"][3][0] > len(index.manifest["articles"][ARGENTINA]["chunks"])
+        [hit] = index.search("Hà Nội tặng La Habana bao nhiêu tấn gạo?", k=1)
+        assert "3000 tấn gạo" in hit.text
+        texts = [h.text for h in index.passages()]
+        assert len(texts) == len(index) and not any("2000 tấn gạo" in t for t in texts)
+        assert [h.doc_id for h in index.passages({"doc_id": CUBA})] == [CUBA] * len(index.article(CUBA))
+        assert all("2000 tấn" not in index.get([cid])[0].text for cid, _ in index.lexical_search("2000 tấn gạo", 10))
+        assert "360" in index.search("Hà Nội tặng Viêng Chăn bao nhiêu bộ máy tính?", k=1)[0].text
+    finally:
+        index.close()
+
+
+def test_an_index_made_before_segments_is_served_and_rewritten_without_embedding(corpus, settings, seed_store, e5):
+    """The layout of earlier versions: one Chroma folder in the generation, format 1."""
+    manifest = json.loads((seed_store / "gen-000001" / "manifest.json").read_text(encoding="utf-8"))
+    [segment] = manifest.pop("segments")
+    manifest["format"] = 1
+    for entry in manifest["articles"].values():
+        del entry["segment"]
+    old = settings.store_dir / "gen-000001"
+    shutil.copytree(seed_store / segment / "chroma", old / "chroma")
+    (old / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    (settings.store_dir / "CURRENT").write_text("gen-000001\n", encoding="utf-8")
+
+    index = VectorIndex.open(settings, e5)
+    try:
+        assert index.search(QUESTIONS[0], k=1)[0].doc_id == CUBA and index.lexical_search("Arturo Ayala", 1)
+    finally:
+        index.close()
+    report = ingest(settings, e5, **QUIET)
+    assert report.sentences_embedded == 0 and report.generation == "gen-000002"
+    assert not old.exists() and Store(settings.store_dir).manifest()["format"] == 2
+    assert SEED_CORPUS.is_dir()
+
+
+def test_an_ingest_reads_only_new_and_changed_files(indexed, corpus, e5, monkeypatch):
+    import os
+
+    from rag import corpus as corpus_module
+
+    past = 1_600_000_000 * 10**9
+    for path in corpus.iterdir():
+        os.utime(path, ns=(past, past))
+    assert ingest(indexed, e5, **QUIET).unchanged  # nothing to do, and the files are remembered
+    read = []
+    load_file = corpus_module._load_file
+    monkeypatch.setattr(corpus_module, "_load_file", lambda path, rel, *rest: read.append(rel) or load_file(path, rel, *rest))
+    (corpus / f"{LAO}.txt").write_text(LAO_TEXT, encoding="utf-8")
+    report = ingest(indexed, e5, **QUIET)
+    assert read == [f"{LAO}.txt"] and report.added == [LAO] and sorted(report.unchanged) == sorted([CUBA, ARGENTINA])
+
+    read.clear()
+    path = corpus / f"{CUBA}.txt"
+    path.write_text(path.read_text(encoding="utf-8").replace("2000 tấn gạo", "3000 tấn gạo"), encoding="utf-8")
+    report = ingest(indexed, e5, **QUIET)
+    assert f"{CUBA}.txt" in read and f"{ARGENTINA}.txt" not in read and report.updated == [CUBA]
+    assert ingest(indexed.with_(max_article_bytes=4_000_000), e5, **QUIET).generation == report.generation
+    assert f"{ARGENTINA}.txt" in read  # another size limit: every file read again
