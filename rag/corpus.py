@@ -5,6 +5,10 @@ Supported files:
   line (``Nguồn LĐTĐ: URL``, ``(TTXVN/Vietnam+)``, ``Theo …``) and sometimes an author line.
 - ``.md`` with YAML front matter (``title``, ``url``, ``source``, ``date``, ``author``).
 - ``.jsonl``: one article a line with the same fields plus ``text`` (and an optional ``id``).
+- ``.html``/``.htm`` (saved or fetched web pages), ``.pdf`` and ``.docx``: read by :mod:`rag.formats`.
+
+The same article saved twice (two file names, a page and its link) is loaded once: the first in
+path order is kept, the others are listed in :attr:`LoadResult.duplicates` (see :func:`same_key`).
 
 A file (or JSONL line) that cannot be read is reported in :attr:`LoadResult.failures` and
 skipped; the rest still loads.
@@ -28,7 +32,9 @@ import yaml
 from .settings import Settings
 from .text import normalize
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl", ".html", ".htm", ".pdf", ".docx")
+#: Read as bytes and handed to :mod:`rag.formats`.
+DOCUMENT_SUFFIXES = (".html", ".htm", ".pdf", ".docx")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class LoadResult:
     articles: list[Article] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files of an unsupported type
+    #: ``(source path, source path of the article kept)`` of articles loaded twice
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
 
 
 class ArticleError(ValueError):
@@ -100,6 +108,7 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
         return result
     root = Path(os.path.realpath(corpus_dir))
     seen: dict[str, str] = {}
+    same: dict[str, str] = {}  # same_key -> source path of the article kept
     for rel, path in _corpus_files(corpus_dir, root, result):
         suffix = path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
@@ -118,7 +127,13 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
                 result.failures.append(LoadFailure(
                     article.source_path, f"duplicate article id {article.doc_id!r} (also in {seen[article.doc_id]})"))
                 continue
+            keys = same_key(article)
+            kept = next((same[k] for k in keys if k in same), None)
+            if kept is not None:
+                result.duplicates.append((article.source_path, kept))
+                continue
             seen[article.doc_id] = article.source_path
+            same.update(dict.fromkeys(keys, article.source_path))
             result.articles.append(article)
     return result
 
@@ -173,6 +188,10 @@ def _load_file(path: Path, rel: str, root: Path, limit: int, failures: list[Load
         data = handle.read(limit + 1)
     if len(data) > limit:  # the file grew since it was measured
         raise ArticleError(_too_large(len(data), limit, "file"))
+    if path.suffix.lower() in DOCUMENT_SUFFIXES:
+        from .formats import parse_document
+
+        return [parse_document(path.suffix.lower(), data, doc_id=rel.rsplit(".", 1)[0], source_path=rel)]
     raw = _decode(data.removeprefix(b"\xef\xbb\xbf"))
     parse = parse_markdown if path.suffix.lower() == ".md" else parse_txt
     return [parse(raw, doc_id=rel.rsplit(".", 1)[0], source_path=rel)]
@@ -411,7 +430,7 @@ _BOILERPLATE = re.compile(
     r"ý kiến bạn đọc|chia sẻ bài viết|đọc tiếp)\b", re.I)
 # "<alt text> ảnh 2Đoàn đại biểu …": an image's alt text glued to its caption.
 _GLUED_CAPTION = re.compile(r"^(?P<alt>.{5,300}?)\s+ảnh\s*(?P<n>\d{1,3})(?=[^\W\d_])")
-_KNOWN_OUTLETS = {
+KNOWN_OUTLETS = {
     "laodongthudo.vn": "Lao Động Thủ Đô",
     "vietnamplus.vn": "Vietnam+",
     "hanoimoi.vn": "Hà Nội Mới",
@@ -471,7 +490,7 @@ def _parse_source_line(line: str) -> tuple[str, str] | None:
 def _outlet_for(url: str) -> str:
     host = urlparse(url).hostname or ""
     host = host.removeprefix("www.")
-    return _KNOWN_OUTLETS.get(host, "")
+    return KNOWN_OUTLETS.get(host, "")
 
 
 def _looks_like_author(line: str) -> bool:
@@ -544,3 +563,35 @@ def _build(*, title, body: str, doc_id: str, source_path: str, url=None, outlet=
 
 def _short_hash(text) -> str:
     return hashlib.sha1(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- duplicates
+
+_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|zarsrc|ref|source)$", re.I)
+
+
+def canonical_url(url: str) -> str:
+    """An address reduced to what names the article: no scheme, ``www.``, default port, fragment,
+    tracking parameters or trailing slash, host in lower case. Empty for anything but http(s)."""
+    from urllib.parse import parse_qsl, urlencode
+
+    parts = urlparse(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return ""
+    host = parts.hostname.lower().removeprefix("www.")
+    port = f":{parts.port}" if parts.port not in (None, 80, 443) else ""
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)])
+    return f"{host}{port}{parts.path.rstrip('/') or '/'}" + (f"?{query}" if query else "")
+
+
+def same_key(article: Article) -> list[str]:
+    """What makes two articles the same one: their canonical URL, and their text normalised (case,
+    diacritics, punctuation and spacing ignored). Either shared means a duplicate."""
+    from .text import fold
+
+    keys = []
+    if url := canonical_url(article.url):
+        keys.append("url:" + url)
+    folded = " ".join(re.findall(r"\w+", fold(article.text).lower()))
+    keys.append("text:" + hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest())
+    return keys

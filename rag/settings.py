@@ -27,7 +27,8 @@ def masked(name: str, value) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    #: Folder of articles (``.txt``, ``.md``, ``.jsonl``) to index. ``RAG_CORPUS_DIR``.
+    #: Folder of articles (``.txt``, ``.md``, ``.jsonl``, ``.html``, ``.pdf``, ``.docx``) to index.
+    #: ``RAG_CORPUS_DIR``.
     corpus_dir: Path = Path("corpus")
     #: Folder that holds the persisted index (Chroma + manifest). ``RAG_STORE_DIR``.
     store_dir: Path = Path("vectorstore")
@@ -90,6 +91,13 @@ class Settings:
     #: (``127.0.0.1,10.0.0.0/24``). Empty: none; the client is the connection's address.
     #: ``RAG_TRUSTED_PROXIES``.
     trusted_proxies: str = ""
+    #: ``rag ingest --url``: addresses that are not public (loopback, private, link-local, …) may
+    #: be fetched when ``1`` (any) or when in this comma-separated list of addresses and CIDRs
+    #: (``10.0.0.5,192.168.1.0/24``). Empty: refused before any connection, so the chatbot cannot
+    #: be made a proxy into the intranet. ``RAG_FETCH_ALLOW_PRIVATE``.
+    fetch_allow_private: str = ""
+    #: Seconds a page fetch may take in all (connecting, redirects, reading). ``RAG_FETCH_TIMEOUT``.
+    fetch_timeout: int = 20
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
