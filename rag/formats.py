@@ -52,6 +52,8 @@ def _require(module: str, package: str):
 
 # --------------------------------------------------------------------------- HTML
 
+#: Fewest words of main text a web page must give to be an article.
+MIN_PAGE_WORDS = 15
 _SAVED_FROM = re.compile(rb"<!--\s*saved from url=\(\d+\)\s*(https?://[^\s>]+?)\s*-->", re.I)
 # Photo captions, dropped consistently: <figcaption> and any element whose class names a caption.
 _CAPTIONS = ["//figcaption",
@@ -77,9 +79,11 @@ def parse_html(data: bytes, doc_id: str, source_path: str = "") -> Article:
         raise
     except Exception as exc:  # lxml and trafilatura raise many kinds on malformed input
         raise ArticleError(f"not a readable web page ({type(exc).__name__})") from None
-    if document is None or not (document.text or "").strip():
-        raise ArticleError("no article text found in the web page")
-    url = document.url or fallback_url
+    found = len((document.text or "").split()) if document is not None else 0
+    if found < MIN_PAGE_WORDS:  # a menu or a title alone is not an article
+        raise ArticleError(f"no article text found in the web page ({found} words outside menus, links "
+                           f"and comments; at least {MIN_PAGE_WORDS})")
+    url = document.url or _jsonld_url(data) or fallback_url
     if url and not re.match(r"https?://", url):
         url = fallback_url
     host = (urlparse(url).hostname or "").removeprefix("www.") if url else ""
@@ -89,6 +93,35 @@ def parse_html(data: bytes, doc_id: str, source_path: str = "") -> Article:
     title = document.title or _stem_title(source_path)
     return _build(title=title, body=document.text, doc_id=doc_id, source_path=source_path, url=url,
                   outlet=outlet, date=_valid_date(document.date), author=document.author or "")
+
+
+_JSONLD = re.compile(rb"<script[^>]+application/ld\+json[^>]*>(.*?)</script>", re.I | re.S)
+_ARTICLE_TYPES = {"NewsArticle", "Article", "ReportageNewsArticle", "AnalysisNewsArticle", "BlogPosting"}
+
+
+def _jsonld_url(data: bytes) -> str:
+    """The address a JSON-LD ``NewsArticle`` gives itself (``url`` or ``mainEntityOfPage``)."""
+    import json
+
+    for match in _JSONLD.finditer(data[:2_000_000]):
+        try:
+            found = json.loads(match.group(1).decode("utf-8", "replace"))
+        except (ValueError, RecursionError):
+            continue
+        items = found if isinstance(found, list) else [found]
+        items += [x for item in list(items) if isinstance(item, dict) for x in item.get("@graph", []) or []]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            kind = item.get("@type")
+            kinds = set(kind) if isinstance(kind, list) else {kind}
+            if not kinds & _ARTICLE_TYPES:
+                continue
+            page = item.get("mainEntityOfPage")
+            for value in (item.get("url"), page.get("@id") if isinstance(page, dict) else page):
+                if isinstance(value, str) and re.match(r"https?://", value):
+                    return value
+    return ""
 
 
 def _valid_date(value) -> str:
@@ -128,6 +161,8 @@ def parse_pdf(data: bytes, doc_id: str, source_path: str = "") -> Article:
     title = meta_title if meta_title and not _PLACEHOLDER_TITLES.match(meta_title) else ""
     if not title and len(content[0]) <= 200:
         title = content[0]
+    if content[0] == title:  # the title line is not the start of the first paragraph
+        lines = lines[lines.index(title) + 1:]
     body = _reflow(lines)
     date = created.date().isoformat() if created else _find_date(content[:4] + content[-4:])
     return _build(title=title or _stem_title(source_path), body=body, doc_id=doc_id,
@@ -135,20 +170,19 @@ def parse_pdf(data: bytes, doc_id: str, source_path: str = "") -> Article:
 
 
 def _reflow(lines: list[str]) -> str:
-    """Lines of a PDF page joined back into paragraphs: a blank line, or a line ending a sentence
-    followed by one that starts with a capital, ends a paragraph."""
+    """Lines of a PDF page joined back into paragraphs. A paragraph ends at a blank line, at a
+    short line (well short of the page's full lines: a heading, a dateline, the last line of a
+    paragraph), and at a line ending a sentence followed by one that starts with a capital."""
+    full = max((len(line) for line in lines), default=0)
     paragraphs: list[str] = []
     current: list[str] = []
     for line in lines:
-        if not line:
-            if current:
-                paragraphs.append(" ".join(current))
-                current = []
-            continue
-        if current and _SENTENCE_END.search(current[-1]) and line[:1].isupper():
+        if current and (not line or len(current[-1]) < 0.7 * full
+                        or _SENTENCE_END.search(current[-1]) and line[:1].isupper()):
             paragraphs.append(" ".join(current))
             current = []
-        current.append(line)
+        if line:
+            current.append(line)
     if current:
         paragraphs.append(" ".join(current))
     return "\n".join(paragraphs)

@@ -115,6 +115,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[LoadFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (source path, source path kept)
+    sources: dict[str, str] = field(default_factory=dict)  # doc id -> source path, for the per-format line
     chunks_added: int = 0  # new passages written (their sentences may have been embedded before)
     sentences_embedded: int = 0
     sentences_resumed: int = 0  # of those, taken from the journal of an interrupted ingest
@@ -136,9 +138,33 @@ class IngestReport:
             + f"), {self.chunks_deleted} deleted, {self.chunks_total} in the index",
             f"Time: {self.seconds:.1f} s" + (f" (index {self.generation})" if self.generation else ""),
         ]
+        if by_format := self.by_format():
+            lines.append("By format: " + "; ".join(
+                f"{suffix} " + ", ".join(f"{n} {what}" for what, n in counts.items()) for suffix, counts in by_format.items()))
         lines += [f"FAILED {failure}" for failure in self.failed]
+        lines += [f"duplicate (the same article as {kept}, indexed once) {path}" for path, kept in self.duplicates]
         lines += [f"ignored (unsupported file type) {path}" for path in self.ignored]
         return "\n".join(lines)
+
+    def by_format(self) -> dict[str, dict[str, int]]:
+        """``{".html": {"added": 2, "duplicate": 1}, …}``: what each file type added and skipped."""
+        def suffix(path: str) -> str:
+            return Path(path.split(":", 1)[0]).suffix.lower() or "(none)"
+
+        counts: dict[str, dict[str, int]] = {}
+        groups = [("added", [self.sources.get(d, "") for d in self.added]),
+                  ("updated", [self.sources.get(d, "") for d in self.updated]),
+                  ("unchanged", [self.sources.get(d, "") for d in self.unchanged]),
+                  ("removed", [self.sources.get(d, "") for d in self.removed]),
+                  ("failed", [f.path for f in self.failed]),
+                  ("duplicate", [path for path, _ in self.duplicates]),
+                  ("ignored", self.ignored)]
+        for what, paths in groups:
+            for path in paths:
+                if path:
+                    group = counts.setdefault(suffix(path), {})
+                    group[what] = group.get(what, 0) + 1
+        return dict(sorted(counts.items()))
 
 
 # --------------------------------------------------------------------------- store folder
@@ -331,10 +357,11 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
 
         if not Path(settings.corpus_dir).is_dir():
             raise CorpusMissingError(
-                f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl) "
+                f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl, .html, .pdf, .docx) "
                 f"there, or point --corpus / RAG_CORPUS_DIR at their folder.")
         loaded = load_corpus(settings.corpus_dir, settings.max_article_bytes)
-        report.failed, report.ignored = loaded.failures, loaded.ignored
+        report.failed, report.ignored, report.duplicates = loaded.failures, loaded.ignored, loaded.duplicates
+        report.sources = {a.doc_id: a.source_path for a in loaded.articles}
         chunker = f"{CHUNKER_VERSION}:{settings.chunk_words}"
 
         new_articles: dict[str, dict] = {}
@@ -362,6 +389,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
                 new_articles[doc_id] = entry
             else:
                 report.removed.append(doc_id)
+                report.sources[doc_id] = entry["source"]
         if not new_articles and not allow_empty and (old_articles or old is None):
             raise EmptyCorpusError(_empty_corpus_message(settings, loaded.failures, len(old_articles)),
                                    loaded.failures)
@@ -452,7 +480,8 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
 
 def _empty_corpus_message(settings: Settings, failures: list[LoadFailure], indexed: int) -> str:
     found = (f"No article in {settings.corpus_dir} could be loaded ({len(failures)} failed)" if failures else
-             f"The corpus folder {settings.corpus_dir} holds no articles (.txt, .md, .jsonl)")
+             f"The corpus folder {settings.corpus_dir} holds no articles (.txt, .md, .jsonl, .html, .pdf, "
+             ".docx)")
     if indexed:
         return (f"{found}: indexing it would remove all {indexed} articles from the index. The index is "
                 f"unchanged; run `rag ingest --allow-empty` to empty it.")
