@@ -108,7 +108,7 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
         return result
     root = Path(os.path.realpath(corpus_dir))
     seen: dict[str, str] = {}
-    same: dict[str, str] = {}  # same_key -> source path of the article kept
+    loaded: list[tuple[Article, bool]] = []  # (article, read through a symbolic link)
     for rel, path in _corpus_files(corpus_dir, root, result):
         suffix = path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
@@ -127,15 +127,30 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
                 result.failures.append(LoadFailure(
                     article.source_path, f"duplicate article id {article.doc_id!r} (also in {seen[article.doc_id]})"))
                 continue
-            keys = same_key(article)
-            kept = next((same[k] for k in keys if k in same), None)
-            if kept is not None:
-                result.duplicates.append((article.source_path, kept))
-                continue
             seen[article.doc_id] = article.source_path
-            same.update(dict.fromkeys(keys, article.source_path))
-            result.articles.append(article)
+            loaded.append((article, path.is_symlink()))
+    result.articles, result.duplicates = _without_duplicates(loaded)
     return result
+
+
+def _without_duplicates(loaded: list[tuple[Article, bool]]) -> tuple[list[Article], list[tuple[str, str]]]:
+    """The articles, each once (:func:`same_key`), in path order, and ``(source path, source path
+    kept)`` of the others. Of the same article, a file is kept over a symbolic link to it, then the
+    first in path order."""
+    order = sorted(range(len(loaded)), key=lambda i: (loaded[i][1], i))
+    same: dict[str, str] = {}
+    kept, duplicates = set(), []
+    for i in order:
+        article = loaded[i][0]
+        keys = same_key(article)
+        first = next((same[k] for k in keys if k in same), None)
+        if first is not None:
+            duplicates.append((article.source_path, first))
+            continue
+        same.update(dict.fromkeys(keys, article.source_path))
+        kept.add(i)
+    articles = [article for i, (article, _) in enumerate(loaded) if i in kept]
+    return articles, sorted(duplicates)
 
 
 def _corpus_files(corpus_dir: Path, root: Path, result: LoadResult) -> list[tuple[str, Path]]:

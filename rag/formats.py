@@ -195,8 +195,21 @@ def _text(value) -> str:
 # --------------------------------------------------------------------------- DOCX
 
 
+#: Largest unpacked size of a Word file's parts (a .docx is a zip: a "zip bomb" stops here).
+MAX_DOCX_UNPACKED = 200_000_000
+
+
 def parse_docx(data: bytes, doc_id: str, source_path: str = "") -> Article:
+    import zipfile
+
     docx = _require("docx", "python-docx")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:  # sizes as declared; reading never passes them
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ArticleError(f"not a readable Word (.docx) file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if unpacked > MAX_DOCX_UNPACKED:
+        raise ArticleError(f"the Word file unpacks to {unpacked:,} bytes, more than {MAX_DOCX_UNPACKED:,}: refused")
     try:
         document = docx.Document(io.BytesIO(data))
         properties = document.core_properties

@@ -131,6 +131,17 @@ def test_a_word_file_without_properties_takes_its_first_heading_else_its_name(tm
     assert by_id["ghi-chu_chuyen-tham"].title == "ghi chu chuyen tham"
 
 
+def test_a_word_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bom.docx", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"<" + b"a" * 210_000_000)  # about 200 KB packed
+    assert (tmp_path / "bom.docx").stat().st_size < 1_000_000
+    result = load_corpus(tmp_path)
+    assert [str(f) for f in result.failures] == [
+        "bom.docx: the Word file unpacks to 210,000,001 bytes, more than 200,000,000: refused"]
+
+
 # --------------------------------------------------------------------------- the same article twice
 
 
