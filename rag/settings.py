@@ -79,8 +79,8 @@ class Settings:
     #: ``RAG_DEMO_PORT``.
     demo_port: int = 0
     #: Largest article file read from the corpus, in bytes (for ``.jsonl``: the largest line); a
-    #: larger one is reported as ``FAILED file: … too large`` with its size and skipped.
-    #: ``RAG_MAX_ARTICLE_BYTES``.
+    #: larger one is reported as ``FAILED file: … too large`` with its size and skipped. Also the
+    #: largest page ``rag ingest --url`` fetches. ``RAG_MAX_ARTICLE_BYTES``.
     max_article_bytes: int = 5_000_000
     #: Host names the server answers to (the ``Host`` header), comma-separated
     #: (``chat.intranet.vn,10.0.0.5``; ``*.intranet.vn`` a domain's names; ``*`` any). Empty: the

@@ -7,6 +7,8 @@ import pytest
 from documents import CAPTION, CLUTTER, PARAGRAPHS, TITLE, news_page, write_docx, write_pdf
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from test_corpus_properties import check_single, load_one
+
 from rag.corpus import ArticleError, canonical_url, load_corpus
 from rag.formats import parse_html
 
@@ -80,6 +82,44 @@ def test_any_bytes_as_a_page_load_or_fail_with_a_reason(data):
         assert str(exc)
     else:
         assert article.title and article.text
+
+
+PROPERTIES = hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                          HealthCheck.function_scoped_fixture])
+
+
+@PROPERTIES
+@given(title=st.text(max_size=80), words=st.lists(st.text(min_size=1, max_size=30), min_size=0, max_size=60),
+       author=st.text(max_size=30), published=st.dates().map(str) | st.just("2023-02-30") | st.text(max_size=12))
+def test_any_metadata_and_text_in_a_page_give_a_clean_article_or_a_failure(title, words, author, published):
+    """Whatever a page says in its metadata and paragraphs (control characters, an impossible
+    date, any script), it loads as a clean article or fails with a reason; nothing raises."""
+    page = news_page(title, [" ".join(words)] * 3, url=URL, published=published, author=author, site="Báo")
+    result = load_one("a.html", page)
+    check_single(result, "a.html")
+
+
+@PROPERTIES
+@given(st.sampled_from([".html", ".pdf", ".docx"]), st.binary(max_size=2000))
+def test_any_bytes_under_a_document_suffix_give_an_article_or_a_failure(suffix, data):
+    check_single(load_one("a" + suffix, data), "a" + suffix)
+
+
+@pytest.fixture(scope="module")
+def real_documents(tmp_path_factory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("documents")
+    return {".pdf": write_pdf(folder / "a.pdf", [TITLE, *PARAGRAPHS], title=TITLE).read_bytes(),
+            ".docx": write_docx(folder / "a.docx", PARAGRAPHS, heading=TITLE).read_bytes()}
+
+
+@PROPERTIES
+@given(suffix=st.sampled_from([".pdf", ".docx"]), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)),
+                                                                 min_size=1, max_size=8))
+def test_damaged_pdf_and_word_files_give_an_article_or_a_failure(real_documents, suffix, flips):
+    data = bytearray(real_documents[suffix])
+    for where, value in flips:
+        data[min(int(where * len(data)), len(data) - 1)] = value
+    check_single(load_one("a" + suffix, bytes(data)), "a" + suffix)
 
 
 # --------------------------------------------------------------------------- PDF and Word
