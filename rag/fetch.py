@@ -52,6 +52,7 @@ class Fetched:
     final_url: str  # after redirects
     content_type: str
     data: bytes
+    charset: str = ""  # as the Content-Type header declares it
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def fetch(url: str, *, allow_private: str = "", timeout: float = 20, max_bytes: 
                 raise FetchError(f"not a web page (Content-Type {content_type or 'missing'}): only HTML "
                                  "pages are fetched; save a PDF or Word file into the corpus folder")
             data = _read(response, connection, max_bytes, deadline)
-            return Fetched(url, current, content_type, data)
+            charset = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", response.getheader("Content-Type") or "", re.I)
+            return Fetched(url, current, content_type, data, charset.group(1).lower() if charset else "")
         finally:
             connection.close()
     raise FetchError(f"more than {MAX_REDIRECTS} redirects")
@@ -273,9 +275,25 @@ def store(corpus_dir: Path, page: Fetched) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     mark = f"<!-- saved from url=({len(page.final_url):04d}){page.final_url} -->\n".encode("utf-8")
     tmp = target.parent / f".{target.name}.tmp"  # hidden: never read as an article
-    tmp.write_bytes(mark + page.data)
+    tmp.write_bytes(mark + _as_utf8(page))
     os.replace(tmp, target)
     return rel
+
+
+def _as_utf8(page: Fetched) -> bytes:
+    """The page in UTF-8 when its header named another charset (the header is not stored, and
+    the loader reads UTF-8 first); as fetched otherwise."""
+    if page.charset in ("", "utf-8", "utf8"):
+        return page.data
+    try:
+        page.data.decode("utf-8")
+        return page.data
+    except UnicodeDecodeError:
+        pass
+    try:
+        return page.data.decode(page.charset).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return page.data
 
 
 def read_url_list(path: Path) -> list[str]:

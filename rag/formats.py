@@ -60,6 +60,25 @@ _CAPTIONS = ["//figcaption",
              "//*[contains(translate(@class, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), 'caption')]"]
 
 
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]{2,40})""", re.I)
+
+
+def _decode_page(data: bytes) -> str | bytes:
+    """A page's text: UTF-8, else the charset its ``<meta>`` declares (``windows-1258``, …); else the
+    bytes, for trafilatura to guess."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    match = _META_CHARSET.search(data[:4096])
+    if match:
+        try:
+            return data.decode(match.group(1).decode("ascii"))
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return data
+
+
 def saved_from(data: bytes) -> str:
     """The address in a ``<!-- saved from url=(N)URL -->`` mark near the start of a page."""
     match = _SAVED_FROM.search(data[:4096])
@@ -71,7 +90,7 @@ def parse_html(data: bytes, doc_id: str, source_path: str = "") -> Article:
     fallback_url = saved_from(data)
     try:
         document = trafilatura.bare_extraction(
-            data, url=fallback_url or None, with_metadata=True, include_comments=False,
+            _decode_page(data), url=fallback_url or None, with_metadata=True, include_comments=False,
             include_images=False, include_tables=True, favor_precision=True, prune_xpath=_CAPTIONS,
             date_extraction_params={"extensive_search": False, "original_date": True,
                                     "outputformat": "%Y-%m-%d"})

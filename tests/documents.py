@@ -89,6 +89,19 @@ def news_page(title: str = TITLE, paragraphs: list[str] = PARAGRAPHS, *, url: st
     return page.encode("utf-8")
 
 
+def cp1258(text: str) -> bytes:
+    """Text in Windows-1258, the legacy Vietnamese code page: letters carry their shape marks
+    (â, ơ, ư, …) precomposed, and tone marks follow them as combining characters."""
+    import unicodedata
+
+    out = []
+    for char in text:
+        base, *marks = unicodedata.normalize("NFD", char)
+        shape = "".join(m for m in marks if m in "\u0302\u0306\u031b")
+        out.append(unicodedata.normalize("NFC", base + shape) + "".join(m for m in marks if m not in shape))
+    return "".join(out).encode("cp1258")
+
+
 def write_pdf(path: Path, lines: list[str], *, title: str = "", author: str = "",
               created: dt.datetime | None = None, text: bool = True) -> Path:
     """A PDF written by fpdf2. With ``text=False`` a page with only a drawn picture: a scan's

@@ -7,16 +7,19 @@ import gzip
 import http.server
 import ipaddress
 import socket
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from conftest import run_rag
-from documents import PARAGRAPHS, TITLE, news_page
+from documents import PARAGRAPHS, TITLE, cp1258, news_page
 from hypothesis import given, strategies as st
 
-from rag.fetch import (USER_AGENT, FetchError, address_allowed, fetch, fetch_to_corpus, read_url_list,
+from rag.corpus import load_corpus
+from rag.fetch import (USER_AGENT, FetchError, address_allowed, fetch, fetch_to_corpus, read_url_list, store,
                        stored_name)
 from rag.index import Store
 
@@ -87,6 +90,9 @@ def _news_site(site: Site) -> None:
         "/nen.html": (200, {**HTML, "Content-Encoding": "gzip"}, gzip.compress(page)),
         "/toi-file": (302, {"Location": "file:///etc/passwd"}, b""),
         "/vong": (302, {"Location": "/vong"}, b""),
+        # The charset only in the header, as some servers do: stored in UTF-8.
+        "/cu.html": (200, {"Content-Type": "text/html; charset=windows-1258"},
+                     cp1258(page.decode().replace('<meta charset="utf-8">', ""))),
     })
 
 
@@ -178,6 +184,13 @@ def test_fetch_follows_redirects_and_refuses_errors_large_pages_and_other_types(
         assert (page.final_url, page.content_type) == (f"{site.url}/bai-viet.html", "text/html")
         assert TITLE.encode() in page.data
         assert get("/nen.html").data == page.data  # gzip, inflated
+        legacy = get("/cu.html")
+        assert legacy.charset == "windows-1258"
+        with tempfile.TemporaryDirectory() as folder:
+            stored = store(Path(folder), legacy)
+            (Path(folder) / stored).read_bytes().decode("utf-8")  # stored in UTF-8: the header is not kept
+            [article] = load_corpus(Path(folder)).articles
+        assert article.source_path == stored and (article.title, article.paragraphs) == (TITLE, PARAGRAPHS)
         for path, reason in [("/khong-co", "HTTP 404"), ("/rat-lon.html", f"page too large: {len(news_page(paragraphs=PARAGRAPHS * 300)):,} bytes"),
                              ("/rat-lon-khong-do-dai.html", "page too large: larger, more than the limit of 40,000"),
                              ("/du-lieu.json", "not a web page (Content-Type application/json)"),

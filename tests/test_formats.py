@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import pytest
-from documents import CAPTION, CLUTTER, PARAGRAPHS, TITLE, news_page, write_docx, write_pdf
+from documents import CAPTION, CLUTTER, PARAGRAPHS, TITLE, cp1258, news_page, write_docx, write_pdf
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from test_corpus_properties import check_single, load_one
@@ -47,6 +47,15 @@ def test_a_page_dated_by_its_time_element_and_marked_with_the_address_it_was_sav
     article = _only(load_corpus(tmp_path))
     assert (article.title, article.date, article.url, article.outlet) == (TITLE, "2022-11-19", URL, "Lao Động Thủ Đô")
     _assert_body_only(article)
+
+
+def test_a_page_in_a_vietnamese_legacy_charset_is_read_by_its_meta_charset(tmp_path):
+    page = news_page(url=URL, site="Lao Động Thủ Đô").decode("utf-8").replace('<meta charset="utf-8">',
+                                                                            '<meta charset="windows-1258">')
+    (tmp_path / "cu.html").write_bytes(cp1258(page))
+    article = _only(load_corpus(tmp_path))
+    assert (article.title, article.outlet) == (TITLE, "Lao Động Thủ Đô")
+    assert article.paragraphs == PARAGRAPHS
 
 
 def test_captions_are_always_dropped(tmp_path):
