@@ -202,6 +202,29 @@ def test_fetch_follows_redirects_and_refuses_errors_large_pages_and_other_types(
         assert {headers["User-Agent"] for _, headers in site.requests} == {USER_AGENT}
 
 
+def test_https_certificates_are_verified(tmp_path):
+    """An HTTPS page with a self-signed certificate (made by openssl for 127.0.0.1) is refused:
+    the certificate is checked against the host name."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    with serving() as site:
+        site.pages["/bai-viet.html"] = (200, HTML, news_page())
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        site.socket = context.wrap_socket(site.socket, server_side=True)
+        url = site.url.replace("http://", "https://") + "/bai-viet.html"
+        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch(url, allow_private="1", timeout=5)
+
+
 def test_a_slow_page_times_out():
     with serving() as site:
         site.pages["/cham.html"] = (200, {**HTML, "X-Slow": "3"}, news_page())
