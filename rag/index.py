@@ -357,8 +357,8 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
 
         if not Path(settings.corpus_dir).is_dir():
             raise CorpusMissingError(
-                f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl, .html, .pdf, .docx) "
-                f"there, or point --corpus / RAG_CORPUS_DIR at their folder.")
+                f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl, .html, "
+                f".pdf, .docx) there, or point --corpus / RAG_CORPUS_DIR at their folder.")
         loaded = load_corpus(settings.corpus_dir, settings.max_article_bytes)
         report.failed, report.ignored, report.duplicates = loaded.failures, loaded.ignored, loaded.duplicates
         report.sources = {a.doc_id: a.source_path for a in loaded.articles}
