@@ -100,8 +100,8 @@ def parse_html(data: bytes, doc_id: str, source_path: str = "") -> Article:
         raise ArticleError(f"not a readable web page ({type(exc).__name__})") from None
     found = len((document.text or "").split()) if document is not None else 0
     if found < MIN_PAGE_WORDS:  # a menu or a title alone is not an article
-        raise ArticleError(f"no article text found in the web page ({found} words outside menus, links "
-                           f"and comments; at least {MIN_PAGE_WORDS})")
+        raise ArticleError(f"no article text found in the web page ({found} word{'' if found == 1 else 's'} "
+                           f"outside menus, links and comments; at least {MIN_PAGE_WORDS} needed)")
     url = document.url or _jsonld_url(data) or fallback_url
     if url and not re.match(r"https?://", url):
         url = fallback_url
