@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import ipaddress
+import json
 import socket
 import tempfile
 import threading
@@ -258,6 +259,11 @@ def test_rag_ingest_url_stores_the_page_indexes_it_and_reingests_without_network
     # The server is gone: a re-ingest reads the stored page, nothing changes.
     again = run_rag("ingest", "--quiet")
     assert again.returncode == 0 and "0 added, 0 updated, 0 removed, 3 unchanged" in again.stdout
+    # Its source card: the page's own link (canonical, not the loopback address), outlet, date, author.
+    asked = run_rag("ask", "--json", "Hà Nội và Buenos Aires ký kết hợp tác trong những lĩnh vực nào?")
+    cited = json.loads(asked.stdout)["citations"][0]
+    assert (cited["url"], cited["outlet"], cited["date"], cited["author"]) == (
+        CANONICAL, "Lao Động Thủ Đô", "2022-11-21", "Minh Anh")
 
 
 def test_read_url_list_skips_comments_and_blank_lines(tmp_path):
