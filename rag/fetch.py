@@ -132,8 +132,8 @@ def check_url(url: str) -> tuple[str, str, int]:
     return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
 
 
-def resolve(host: str, port: int, allow_private: str = "") -> str:
-    """The address to connect to for ``host``: every address it resolves to must be allowed."""
+def resolve(host: str, port: int, allow_private: str = "") -> list[str]:
+    """The addresses to connect to for ``host``: every address it resolves to must be allowed."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -145,7 +145,7 @@ def resolve(host: str, port: int, allow_private: str = "") -> str:
                          "refused (RAG_FETCH_ALLOW_PRIVATE allows such addresses)")
     if not addresses:
         raise FetchError(f"the host {host} has no address")
-    return addresses[0]
+    return addresses
 
 
 # --------------------------------------------------------------------------- fetching
@@ -158,8 +158,8 @@ def fetch(url: str, *, allow_private: str = "", timeout: float = 20, max_bytes: 
     current = url.strip()
     for _ in range(MAX_REDIRECTS + 1):
         scheme, host, port = check_url(current)
-        address = resolve(host, port, allow_private)
-        status, location, response, connection = _request(current, scheme, host, port, address, deadline)
+        addresses = resolve(host, port, allow_private)
+        status, location, response, connection = _request(current, scheme, host, port, addresses, deadline)
         try:
             if status in _REDIRECTS:
                 if not location:
@@ -187,8 +187,9 @@ def _remaining(deadline: float) -> float:
     return left
 
 
-def _request(url: str, scheme: str, host: str, port: int, address: str, deadline: float):
-    """One GET, connected to ``address`` (already checked), with ``host`` as Host and TLS name."""
+def _request(url: str, scheme: str, host: str, port: int, addresses: list[str], deadline: float):
+    """One GET, connected to the first of ``addresses`` (all checked) that answers, with ``host`` as
+    Host and TLS name."""
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if scheme == "https":
@@ -198,7 +199,12 @@ def _request(url: str, scheme: str, host: str, port: int, address: str, deadline
         connection = http.client.HTTPConnection(host, port, timeout=_remaining(deadline))
 
     def connect_to_checked(_address, timeout=None, source_address=None):
-        return socket.create_connection((address, port), timeout, source_address)
+        for i, address in enumerate(addresses):
+            try:
+                return socket.create_connection((address, port), timeout, source_address)
+            except OSError:
+                if i == len(addresses) - 1:
+                    raise
 
     connection._create_connection = connect_to_checked  # never a second DNS lookup
     try:

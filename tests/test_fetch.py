@@ -185,6 +185,9 @@ def test_fetch_follows_redirects_and_refuses_errors_large_pages_and_other_types(
         assert (page.final_url, page.content_type) == (f"{site.url}/bai-viet.html", "text/html")
         assert TITLE.encode() in page.data
         assert get("/nen.html").data == page.data  # gzip, inflated
+        # By name: resolved, checked, connected to an address checked (each is tried in turn).
+        by_name = fetch(site.url.replace("127.0.0.1", "localhost") + "/bai-viet.html", allow_private="1", timeout=5)
+        assert by_name.data == page.data
         legacy = get("/cu.html")
         assert legacy.charset == "windows-1258"
         with tempfile.TemporaryDirectory() as folder:
