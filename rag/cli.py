@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.add_argument("--allow-empty", action="store_true",
                         help="index a corpus without articles even if that empties the index (refused otherwise)")
+    ingest.add_argument("--url", action="append", default=[], metavar="URL",
+                        help="first fetch this web page into the corpus folder (repeatable; stored under web/)")
+    ingest.add_argument("--urls", metavar="FILE", help="first fetch the web pages listed in FILE, one link a line")
 
     ask = commands.add_parser("ask", help="answer a question, citing the passages")
     _store_options(ask)
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "ingest":
-            return _ingest(settings, rebuild=args.rebuild, progress=not args.quiet, allow_empty=args.allow_empty)
+            return _ingest(settings, rebuild=args.rebuild, progress=not args.quiet, allow_empty=args.allow_empty,
+                           urls=args.url, url_file=args.urls)
         if args.command == "ask":
             if args.jsonl == bool(args.question):
                 print("error: give a question, or --jsonl and questions on stdin", file=sys.stderr)
@@ -124,10 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_ERROR
 
 
-def _ingest(settings: Settings, rebuild: bool, progress: bool, allow_empty: bool = False) -> int:
+def _ingest(settings: Settings, rebuild: bool, progress: bool, allow_empty: bool = False,
+            urls: list[str] = (), url_file: str | None = None) -> int:
     from .embeddings import make_embeddings
     from .index import EmptyCorpusError, ingest
 
+    fetch_failed = False
+    if urls or url_file:
+        from pathlib import Path
+
+        from .fetch import fetch_to_corpus, read_url_list
+
+        links = list(urls) + (read_url_list(Path(url_file)) if url_file else [])
+        for result in fetch_to_corpus(links, settings):
+            print(result, flush=True)
+            fetch_failed = fetch_failed or bool(result.error)
     try:
         report = ingest(settings, make_embeddings(settings), rebuild=rebuild, progress=progress,
                         allow_empty=allow_empty)
@@ -136,7 +151,7 @@ def _ingest(settings: Settings, rebuild: bool, progress: bool, allow_empty: bool
             print(f"FAILED {failure}")
         raise
     print(report.summary())
-    return EXIT_OK if report.ok else EXIT_FAILED_FILES
+    return EXIT_OK if report.ok and not fetch_failed else EXIT_FAILED_FILES
 
 
 def _ask(settings: Settings, args) -> int:

@@ -5,6 +5,10 @@ Supported files:
   line (``Nguồn LĐTĐ: URL``, ``(TTXVN/Vietnam+)``, ``Theo …``) and sometimes an author line.
 - ``.md`` with YAML front matter (``title``, ``url``, ``source``, ``date``, ``author``).
 - ``.jsonl``: one article a line with the same fields plus ``text`` (and an optional ``id``).
+- ``.html``/``.htm`` (saved or fetched web pages), ``.pdf`` and ``.docx``: read by :mod:`rag.formats`.
+
+The same article saved twice (two file names, a page and its link) is loaded once: the first in
+path order is kept, the others are listed in :attr:`LoadResult.duplicates` (see :func:`same_key`).
 
 A file (or JSONL line) that cannot be read is reported in :attr:`LoadResult.failures` and
 skipped; the rest still loads.
@@ -28,7 +32,9 @@ import yaml
 from .settings import Settings
 from .text import normalize
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl", ".html", ".htm", ".pdf", ".docx")
+#: Read as bytes and handed to :mod:`rag.formats`.
+DOCUMENT_SUFFIXES = (".html", ".htm", ".pdf", ".docx")
 
 
 @dataclass(frozen=True)
@@ -66,10 +72,13 @@ class LoadResult:
     articles: list[Article] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files of an unsupported type
-    #: Files read, ``rel -> (fingerprint, doc ids, failures of its lines)``; and files not read
+    #: Files read, ``rel -> (fingerprint, doc ids, failures of its lines, each article's
+    #: :func:`same_key`)``; and files not read
     #: again because ``known`` recognised them, ``rel -> doc ids`` (see :func:`load_corpus`).
-    files: dict[str, tuple[list, list[str], list[LoadFailure]]] = field(default_factory=dict)
+    files: dict[str, tuple[list, list[str], list[LoadFailure], dict[str, list[str]]]] = field(default_factory=dict)
     kept: dict[str, list[str]] = field(default_factory=dict)
+    #: ``(source path, source path of the article kept)`` of articles loaded twice
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
 
 
 class ArticleError(ValueError):
@@ -88,11 +97,12 @@ MAX_NESTING = 20
 MAX_FRONT_MATTER_CHARS = 64 * 1024
 #: Bump when parsing changes what an article holds: files recognised by their fingerprint are
 #: read again (see :func:`load_corpus`'s ``known``).
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 
 def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES,
-                known: Callable[[str, list], tuple[list[str], list[LoadFailure]] | None] | None = None) -> LoadResult:
+                known: Callable[[str, list], tuple[list[str], list[LoadFailure], dict[str, list[str]]] | None]
+                | None = None) -> LoadResult:
     """Every article under ``corpus_dir``. Nothing in a file raises: each problem (encoding, YAML,
     JSON, nesting, size, a symbolic link leaving the folder, …) is that file's (or JSONL line's)
     :class:`LoadFailure`, and the other files still load.
@@ -103,9 +113,12 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
     Hidden files and folders (``.name``) are skipped.
 
     ``known(rel, fingerprint)`` may recognise a file read before (its size, modification time
-    and inode: :func:`fingerprint`) and return its article ids and failures as they were: the file
-    is then not read again (``result.kept``), so an ingest that adds one file to a large corpus
-    reads that file only."""
+    and inode: :func:`fingerprint`) and return its article ids, failures and each article's
+    :func:`same_key` as they were: the file is then not read again (``result.kept``), so an ingest
+    that adds one file to a large corpus reads that file only.
+
+    The same article twice (:func:`same_key`: its canonical URL or its normalised text) is loaded
+    once (``result.duplicates``)."""
     corpus_dir = Path(corpus_dir)
     result = LoadResult()
     if not corpus_dir.is_dir():
@@ -113,6 +126,9 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
         return result
     root = Path(os.path.realpath(corpus_dir))
     seen: dict[str, str] = {}
+    loaded: list[tuple[Article, bool]] = []  # (article, read through a symbolic link)
+    taken: dict[str, str] = {}  # same_key -> source of the articles of files not read again
+    read: dict[str, tuple[list, list[str], list[LoadFailure]]] = {}
     for rel, path in _corpus_files(corpus_dir, root, result):
         suffix = path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
@@ -124,6 +140,7 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
             seen.update((doc_id, rel) for doc_id in recognised[0])
             result.kept[rel] = list(recognised[0])
             result.failures.extend(recognised[1])
+            taken.update((key, rel) for keys in recognised[2].values() for key in keys)
             continue
         line_failures: list[LoadFailure] = []
         try:
@@ -143,10 +160,38 @@ def load_corpus(corpus_dir: Path, max_article_bytes: int = DEFAULT_MAX_ARTICLE_B
                     article.source_path, f"duplicate article id {article.doc_id!r} (also in {seen[article.doc_id]})"))
                 continue
             seen[article.doc_id] = article.source_path
-            result.articles.append(article)
+            loaded.append((article, path.is_symlink()))
         if mark is not None and not duplicates:
-            result.files[rel] = (mark, [a.doc_id for a in items], line_failures)
+            read[rel] = (mark, [a.doc_id for a in items], line_failures)
+    result.articles, result.duplicates = _without_duplicates(loaded, taken)
+    # A file is remembered (not read again while unchanged) when all its articles were kept.
+    keys = {a.doc_id: same_key(a) for a in result.articles}
+    for rel, (mark, doc_ids, failures) in read.items():
+        if all(doc_id in keys for doc_id in doc_ids):
+            result.files[rel] = (mark, doc_ids, failures, {doc_id: keys[doc_id] for doc_id in doc_ids})
     return result
+
+
+def _without_duplicates(loaded: list[tuple[Article, bool]], taken: dict[str, str] | None = None
+                        ) -> tuple[list[Article], list[tuple[str, str]]]:
+    """The articles, each once (:func:`same_key`), in path order, and ``(source path, source path
+    kept)`` of the others. Of the same article, a file is kept over a symbolic link to it, then the
+    first in path order; ``taken`` (key -> source path) holds the articles of files not read again,
+    which stay."""
+    order = sorted(range(len(loaded)), key=lambda i: (loaded[i][1], i))
+    same: dict[str, str] = dict(taken or {})
+    kept, duplicates = set(), []
+    for i in order:
+        article = loaded[i][0]
+        keys = same_key(article)
+        first = next((same[k] for k in keys if k in same), None)
+        if first is not None:
+            duplicates.append((article.source_path, first))
+            continue
+        same.update(dict.fromkeys(keys, article.source_path))
+        kept.add(i)
+    articles = [article for i, (article, _) in enumerate(loaded) if i in kept]
+    return articles, sorted(duplicates)
 
 
 def fingerprint(path: Path, root: Path) -> list | None:
@@ -212,6 +257,10 @@ def _load_file(path: Path, rel: str, root: Path, limit: int, failures: list[Load
         data = handle.read(limit + 1)
     if len(data) > limit:  # the file grew since it was measured
         raise ArticleError(_too_large(len(data), limit, "file"))
+    if path.suffix.lower() in DOCUMENT_SUFFIXES:
+        from .formats import parse_document
+
+        return [parse_document(path.suffix.lower(), data, doc_id=rel.rsplit(".", 1)[0], source_path=rel)]
     raw = _decode(data.removeprefix(b"\xef\xbb\xbf"))
     parse = parse_markdown if path.suffix.lower() == ".md" else parse_txt
     return [parse(raw, doc_id=rel.rsplit(".", 1)[0], source_path=rel)]
@@ -450,7 +499,7 @@ _BOILERPLATE = re.compile(
     r"ý kiến bạn đọc|chia sẻ bài viết|đọc tiếp)\b", re.I)
 # "<alt text> ảnh 2Đoàn đại biểu …": an image's alt text glued to its caption.
 _GLUED_CAPTION = re.compile(r"^(?P<alt>.{5,300}?)\s+ảnh\s*(?P<n>\d{1,3})(?=[^\W\d_])")
-_KNOWN_OUTLETS = {
+KNOWN_OUTLETS = {
     "laodongthudo.vn": "Lao Động Thủ Đô",
     "vietnamplus.vn": "Vietnam+",
     "hanoimoi.vn": "Hà Nội Mới",
@@ -510,7 +559,7 @@ def _parse_source_line(line: str) -> tuple[str, str] | None:
 def _outlet_for(url: str) -> str:
     host = urlparse(url).hostname or ""
     host = host.removeprefix("www.")
-    return _KNOWN_OUTLETS.get(host, "")
+    return KNOWN_OUTLETS.get(host, "")
 
 
 def _looks_like_author(line: str) -> bool:
@@ -583,3 +632,35 @@ def _build(*, title, body: str, doc_id: str, source_path: str, url=None, outlet=
 
 def _short_hash(text) -> str:
     return hashlib.sha1(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- duplicates
+
+_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|zarsrc|ref|source)$", re.I)
+
+
+def canonical_url(url: str) -> str:
+    """An address reduced to what names the article: no scheme, ``www.``, default port, fragment,
+    tracking parameters or trailing slash, host in lower case. Empty for anything but http(s)."""
+    from urllib.parse import parse_qsl, urlencode
+
+    parts = urlparse(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return ""
+    host = parts.hostname.lower().removeprefix("www.")
+    port = f":{parts.port}" if parts.port not in (None, 80, 443) else ""
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)])
+    return f"{host}{port}{parts.path.rstrip('/') or '/'}" + (f"?{query}" if query else "")
+
+
+def same_key(article: Article) -> list[str]:
+    """What makes two articles the same one: their canonical URL, and their text normalised (case,
+    diacritics, punctuation and spacing ignored). Either shared means a duplicate."""
+    from .text import fold
+
+    keys = []
+    if url := canonical_url(article.url):
+        keys.append("url:" + url)
+    folded = " ".join(re.findall(r"\w+", fold(article.text).lower()))
+    keys.append("text:" + hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest())
+    return keys

@@ -125,6 +125,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[LoadFailure] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (source path, source path kept)
+    sources: dict[str, str] = field(default_factory=dict)  # doc id -> source path, for the per-format line
     chunks_added: int = 0  # new passages written (their sentences may have been embedded before)
     sentences_embedded: int = 0
     sentences_resumed: int = 0  # of those, taken from the journal of an interrupted ingest
@@ -146,9 +148,33 @@ class IngestReport:
             + f"), {self.chunks_deleted} deleted, {self.chunks_total} in the index",
             f"Time: {self.seconds:.1f} s" + (f" (index {self.generation})" if self.generation else ""),
         ]
+        if by_format := self.by_format():
+            lines.append("By format: " + "; ".join(
+                f"{suffix} " + ", ".join(f"{n} {what}" for what, n in counts.items()) for suffix, counts in by_format.items()))
         lines += [f"FAILED {failure}" for failure in self.failed]
+        lines += [f"duplicate (the same article as {kept}, indexed once) {path}" for path, kept in self.duplicates]
         lines += [f"ignored (unsupported file type) {path}" for path in self.ignored]
         return "\n".join(lines)
+
+    def by_format(self) -> dict[str, dict[str, int]]:
+        """``{".html": {"added": 2, "duplicate": 1}, …}``: what each file type added and skipped."""
+        def suffix(path: str) -> str:
+            return Path(path.split(":", 1)[0]).suffix.lower() or "(none)"
+
+        counts: dict[str, dict[str, int]] = {}
+        groups = [("added", [self.sources.get(d, "") for d in self.added]),
+                  ("updated", [self.sources.get(d, "") for d in self.updated]),
+                  ("unchanged", [self.sources.get(d, "") for d in self.unchanged]),
+                  ("removed", [self.sources.get(d, "") for d in self.removed]),
+                  ("failed", [f.path for f in self.failed]),
+                  ("duplicate", [path for path, _ in self.duplicates]),
+                  ("ignored", self.ignored)]
+        for what, paths in groups:
+            for path in paths:
+                if path:
+                    group = counts.setdefault(suffix(path), {})
+                    group[what] = group.get(what, 0) + 1
+        return dict(sorted(counts.items()))
 
 
 # --------------------------------------------------------------------------- store folder
@@ -408,8 +434,8 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
 
         if not Path(settings.corpus_dir).is_dir():
             raise CorpusMissingError(
-                f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl) "
-                f"there, or point --corpus / RAG_CORPUS_DIR at their folder.")
+                f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl, .html, "
+                f".pdf, .docx) there, or point --corpus / RAG_CORPUS_DIR at their folder.")
         checked = time.time_ns()
         files_key = f"{PARSER_VERSION}:{settings.max_article_bytes}:{os.path.realpath(settings.corpus_dir)}"
         known_files = store.known_files(files_key) if old is not None else {}
@@ -417,12 +443,14 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         def known(rel: str, mark: list):
             """A file unchanged since the last ingest: its articles are those indexed then."""
             entry = known_files.get(rel)
-            if entry is None or entry["stat"] != mark or not all(d in old_articles for d in entry["articles"]):
+            if entry is None or entry["stat"] != mark or not all(d in old_articles for d in entry["articles"]) \
+                    or "keys" not in entry:
                 return None
-            return entry["articles"], [LoadFailure(*failure) for failure in entry["failures"]]
+            return entry["articles"], [LoadFailure(*failure) for failure in entry["failures"]], entry["keys"]
 
         loaded = load_corpus(settings.corpus_dir, settings.max_article_bytes, known=known)
-        report.failed, report.ignored = loaded.failures, loaded.ignored
+        report.failed, report.ignored, report.duplicates = loaded.failures, loaded.ignored, loaded.duplicates
+        report.sources = {a.doc_id: a.source_path for a in loaded.articles}
         chunker = f"{CHUNKER_VERSION}:{settings.chunk_words}"
 
         new_articles: dict[str, dict] = {}
@@ -430,6 +458,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         for doc_ids in loaded.kept.values():
             for doc_id in doc_ids:
                 report.unchanged.append(doc_id)
+                report.sources[doc_id] = old_articles[doc_id]["source"]
                 new_articles[doc_id] = old_articles[doc_id]
         for article in loaded.articles:
             digest = f"{article.content_hash()}:{chunker}"
@@ -454,6 +483,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
                 new_articles[doc_id] = entry
             else:
                 report.removed.append(doc_id)
+                report.sources[doc_id] = entry["source"]
         if not new_articles and not allow_empty and (old_articles or old is None):
             raise EmptyCorpusError(_empty_corpus_message(settings, loaded.failures, len(old_articles)),
                                    loaded.failures)
@@ -470,8 +500,9 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         # Files read (or recognised) now, by fingerprint: the next ingest reads only the others. A
         # file changed less than a second before this ingest started may change again unseen.
         files = {rel: known_files[rel] for rel in loaded.kept}
-        files.update((rel, {"stat": mark, "articles": doc_ids, "failures": [[f.path, f.reason] for f in failed]})
-                     for rel, (mark, doc_ids, failed) in loaded.files.items() if mark[1] < checked - 1_000_000_000)
+        files.update((rel, {"stat": mark, "articles": doc_ids, "failures": [[f.path, f.reason] for f in failed],
+                            "keys": keys})
+                     for rel, (mark, doc_ids, failed, keys) in loaded.files.items() if mark[1] < checked - 1_000_000_000)
         if old is not None and not rewrite and not (report.added or report.updated or report.removed):
             store.remember_files(files_key, files)
             report.generation = current.name if current else ""
@@ -560,7 +591,8 @@ def home_of(entry: dict, generation: Path) -> str:
 
 def _empty_corpus_message(settings: Settings, failures: list[LoadFailure], indexed: int) -> str:
     found = (f"No article in {settings.corpus_dir} could be loaded ({len(failures)} failed)" if failures else
-             f"The corpus folder {settings.corpus_dir} holds no articles (.txt, .md, .jsonl)")
+             f"The corpus folder {settings.corpus_dir} holds no articles (.txt, .md, .jsonl, .html, .pdf, "
+             ".docx)")
     if indexed:
         return (f"{found}: indexing it would remove all {indexed} articles from the index. The index is "
                 f"unchanged; run `rag ingest --allow-empty` to empty it.")

@@ -27,7 +27,8 @@ def masked(name: str, value) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    #: Folder of articles (``.txt``, ``.md``, ``.jsonl``) to index. ``RAG_CORPUS_DIR``.
+    #: Folder of articles (``.txt``, ``.md``, ``.jsonl``, ``.html``, ``.pdf``, ``.docx``) to index.
+    #: ``RAG_CORPUS_DIR``.
     corpus_dir: Path = Path("corpus")
     #: Folder that holds the persisted index (Chroma + manifest). ``RAG_STORE_DIR``.
     store_dir: Path = Path("vectorstore")
@@ -85,8 +86,8 @@ class Settings:
     #: ``RAG_DEMO_PORT``.
     demo_port: int = 0
     #: Largest article file read from the corpus, in bytes (for ``.jsonl``: the largest line); a
-    #: larger one is reported as ``FAILED file: … too large`` with its size and skipped.
-    #: ``RAG_MAX_ARTICLE_BYTES``.
+    #: larger one is reported as ``FAILED file: … too large`` with its size and skipped. Also the
+    #: largest page ``rag ingest --url`` fetches. ``RAG_MAX_ARTICLE_BYTES``.
     max_article_bytes: int = 5_000_000
     #: Host names the server answers to (the ``Host`` header), comma-separated
     #: (``chat.intranet.vn,10.0.0.5``; ``*.intranet.vn`` a domain's names; ``*`` any). Empty: the
@@ -97,6 +98,13 @@ class Settings:
     #: (``127.0.0.1,10.0.0.0/24``). Empty: none; the client is the connection's address.
     #: ``RAG_TRUSTED_PROXIES``.
     trusted_proxies: str = ""
+    #: ``rag ingest --url``: addresses that are not public (loopback, private, link-local, …) may
+    #: be fetched when ``1`` (any) or when in this comma-separated list of addresses and CIDRs
+    #: (``10.0.0.5,192.168.1.0/24``). Empty: refused before any connection, so the chatbot cannot
+    #: be made a proxy into the intranet. ``RAG_FETCH_ALLOW_PRIVATE``.
+    fetch_allow_private: str = ""
+    #: Seconds a page fetch may take in all (connecting, redirects, reading). ``RAG_FETCH_TIMEOUT``.
+    fetch_timeout: int = 20
 
     #: Processes that answer questions behind the one HTTP process of ``rag serve`` (rag.workers);
     #: 0: one per core; 1: answer in the HTTP process itself. ``RAG_WORKERS`` / ``--workers``.

@@ -104,7 +104,7 @@ def render_answer(answer: Answer) -> str:
     if sources:
         lines = ["**Các đoạn liên quan:**" if answer.abstained else "**Nguồn:**"]
         for c in sources:
-            details = ", ".join(x for x in (c.outlet, format_date(c.date)) if x)
+            details = ", ".join(x for x in (c.outlet, c.author, format_date(c.date)) if x)
             line = f"\\[{c.n}\\] {markdown_text(c.title or 'Không có tiêu đề')}" + (
                 f" ({markdown_text(details)})" if details else "")
             url = safe_url(c.url)
@@ -117,7 +117,7 @@ def render_answer(answer: Answer) -> str:
 
 def sources_html(citations: tuple[Citation, ...], heading: str = "Nguồn", note: str = "") -> str:
     """The sources panel: for each passage its number, the article's title linking the original,
-    outlet and date, and the passage with the answering sentence highlighted."""
+    outlet, author and date, and the passage with the answering sentence highlighted."""
     if not citations:
         return f'<div class="rag-sources"><h3>{html.escape(heading)}</h3><p class="rag-note">Không có đoạn nào.</p></div>'
     items = []
@@ -126,7 +126,7 @@ def sources_html(citations: tuple[Citation, ...], heading: str = "Nguồn", note
         url = safe_url(c.url)
         if url:
             title = f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
-        meta = " · ".join(html.escape(x) for x in (c.outlet, format_date(c.date)) if x)
+        meta = " · ".join(html.escape(x) for x in (c.outlet, c.author, format_date(c.date)) if x)
         items.append(f'<li class="rag-source"><div><span class="rag-n">[{c.n}]</span><span class="rag-title">{title}'
                      f'</span></div>' + (f'<div class="rag-meta">{meta}</div>' if meta else "")
                      + f"<blockquote>{highlight(c.text, c.quote)}</blockquote></li>")

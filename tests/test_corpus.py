@@ -48,10 +48,16 @@ def test_clean_body_rules():
 
 def test_nfd_file_loads_like_nfc(tmp_path):
     text = (SEED_CORPUS / f"{CUBA}.txt").read_text(encoding="utf-8")
-    (tmp_path / "nfd.txt").write_text(unicodedata.normalize("NFD", text), encoding="utf-8")
-    (tmp_path / "nfc.txt").write_text(text, encoding="utf-8")
-    a, b = load_corpus(tmp_path).articles
+    (tmp_path / "nfd").mkdir()
+    (tmp_path / "nfc").mkdir()
+    (tmp_path / "nfd" / "a.txt").write_text(unicodedata.normalize("NFD", text), encoding="utf-8")
+    (tmp_path / "nfc" / "a.txt").write_text(text, encoding="utf-8")
+    [a], [b] = load_corpus(tmp_path / "nfd").articles, load_corpus(tmp_path / "nfc").articles
     assert (a.title, a.text, a.author, a.outlet) == (b.title, b.text, b.author, b.outlet)
+    # In one folder they are the same article, loaded once.
+    (tmp_path / "nfc" / "b.txt").write_text(unicodedata.normalize("NFD", text), encoding="utf-8")
+    both = load_corpus(tmp_path / "nfc")
+    assert [x.source_path for x in both.articles] == ["a.txt"] and both.duplicates == [("b.txt", "a.txt")]
 
 
 def test_markdown_front_matter(tmp_path):
@@ -97,16 +103,18 @@ def test_bad_files_are_reported_and_skipped(tmp_path):
     (tmp_path / "utf16.txt").write_bytes("Tiêu đề\n\nHà Nội".encode("utf-16"))
     (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
     (tmp_path / "bad.md").write_text("---\ntitle: [unclosed\n---\nx\n", encoding="utf-8")
-    (tmp_path / "notes.docx").write_bytes(b"PK\x03\x04")
+    (tmp_path / "notes.docx").write_bytes(b"PK\x03\x04")  # a truncated Word file
+    (tmp_path / "notes.doc").write_bytes(b"\xd0\xcf\x11\xe0")  # old Word: not supported
     (tmp_path / ".hidden.txt").write_text("x\ny", encoding="utf-8")
     result = load_corpus(tmp_path)
     assert [a.doc_id for a in result.articles] == ["good"]
     reasons = {f.path: f.reason for f in result.failures}
-    assert set(reasons) == {"utf16.txt", "empty.txt", "bad.md"}
+    assert set(reasons) == {"utf16.txt", "empty.txt", "bad.md", "notes.docx"}
+    assert reasons["notes.docx"].startswith("not a readable Word (.docx) file")
     assert reasons["utf16.txt"].startswith("not valid UTF-8")
     assert reasons["empty.txt"] == "empty file"
     assert reasons["bad.md"].startswith("invalid YAML front matter")
-    assert result.ignored == ["notes.docx"]
+    assert result.ignored == ["notes.doc"]
 
 
 def test_source_line_variants():

@@ -114,7 +114,7 @@
       var title = el(url ? "a" : "span", "title", c.title || t.untitled);
       if (url) { title.href = url; title.target = "_blank"; title.rel = "noopener noreferrer"; }
       item.appendChild(title);
-      var meta = [c.outlet, formatDate(c.date)].filter(Boolean).join(" · ");
+      var meta = [c.outlet, c.author, formatDate(c.date)].filter(Boolean).join(" · ");
       if (meta) { item.appendChild(el("div", "meta", meta)); }
       var details = el("details");
       details.appendChild(el("summary", "", t.passage));
