@@ -95,8 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `rag ask … | head` ends quietly
+    if hasattr(signal, "SIGPIPE") and args.command != "serve":
+        # `rag ask … | head` ends quietly. Never for a server: a client that closes its connection
+        # while the server writes to it would end the whole process without a word.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     settings = Settings.load(corpus_dir=getattr(args, "corpus", None), store_dir=args.store,
                              top_k=getattr(args, "top_k", None), host=getattr(args, "host", None),
                              port=getattr(args, "port", None), demo_port=getattr(args, "demo_port", None),
