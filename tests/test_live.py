@@ -76,6 +76,18 @@ def test_an_ingest_keeps_every_generation_a_reader_holds(indexed, corpus, e5):
     assert sorted(p.name for p in indexed.store_dir.glob("gen-*")) == [third]
 
 
+def test_a_service_has_its_word_segmenter_loaded_before_the_first_question(indexed):
+    # pyvi loads on first use in about 1.5 s: a request that paid it held every client of a fresh
+    # server (and of each worker) that long. In a fresh interpreter: this one has loaded it already.
+    code = ("import sys\nfrom rag.api import Service\nfrom rag.settings import Settings\n"
+            "service = Service(Settings.load())\nservice.load(refresh=False)\n"
+            "print('pyvi.ViTokenizer' in sys.modules)\nservice.close()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]
+
+
 def _post(url: str, body: dict, timeout: float = 60):
     status, _, raw = http(url, "POST", "/api/ask", json.dumps(body).encode(), {"Content-Type": "application/json"},
                           timeout=timeout)
