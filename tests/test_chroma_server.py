@@ -3,8 +3,8 @@
 replicas each with its own store folder, a new article answered by both without a restart."""
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CUBA, run_rag
-from servers import free_port, http
+from servers import free_port, http, rag_serve
 from test_live import CUBA_QUESTION, LAO, LAO_ARTICLE, LAO_QUESTION, QUIET
 
 ARGENTINA_QUESTION = "Đoàn đại biểu Thành ủy Hà Nội thăm những nước nào ở Mỹ Latinh?"
@@ -80,19 +80,16 @@ def test_two_replicas_share_the_index_on_a_chroma_server_and_follow_an_ingest(co
     # Nothing of the index is in the ingest's store folder but caches: the replicas never see it anyway.
     assert not list((isolated / "ingest-store").glob("gen-*"))
 
-    replicas, logs = [], []
-    for n in (1, 2):
-        port = free_port()
-        log = open(isolated / f"replica-{n}.log", "w+")
-        # Its own store folder, and no corpus: the replica has no file of the ingest's machine.
-        env = {**os.environ, **shared, "RAG_STORE_DIR": str(isolated / f"replica-{n}"),
-               "RAG_CORPUS_DIR": str(isolated / "no-corpus-here")}
-        process = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--workers", "1"],
-                                   stdout=log, stderr=subprocess.STDOUT, env=env)
-        replicas.append((f"http://127.0.0.1:{port}", process))
-        logs.append(log)
-    processes = [process for _, process in replicas]
-    try:
+    with contextlib.ExitStack() as stack:
+        replicas = []
+        for n in (1, 2):
+            port = free_port()
+            # Its own store folder, and no corpus: the replica has no file of the ingest's machine.
+            env = {**shared, "RAG_STORE_DIR": str(isolated / f"replica-{n}"),
+                   "RAG_CORPUS_DIR": str(isolated / "no-corpus-here")}
+            process = stack.enter_context(rag_serve(port, isolated / f"replica-{n}.log", "--workers", "1", env=env))
+            replicas.append((f"http://127.0.0.1:{port}", process))
+        processes = [process for _, process in replicas]
         for url, _ in replicas:
             _wait(lambda: _health(url).get("status") == "ready", 180, "a replica", processes)
             assert _health(url)["generation"] == "gen-000001" and _health(url)["articles"] == 2
@@ -122,17 +119,6 @@ def test_two_replicas_share_the_index_on_a_chroma_server_and_follow_an_ingest(co
             assert _health(url)["generation"] == "gen-000002" and _health(url)["articles"] == 3
             assert _ask(url, CUBA_QUESTION)["short"] == "Nguyễn Thị Tuyến"
         print(f"both replicas answered the new article {seconds:.1f} s after the ingest")
-    finally:
-        for process in processes:
-            process.terminate()
-        outputs = []
-        for process, log in zip(processes, logs):
-            process.wait(timeout=30)
-            log.seek(0)
-            outputs.append(log.read())
-            log.close()
-    for output in outputs:
-        assert "Traceback" not in output, output
 
 
 def test_a_generation_a_replica_serves_stays_on_the_server_until_its_lease_goes(corpus, settings, e5,

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from conftest import ARGENTINA, CUBA, run_rag
-from servers import free_port, http
+from servers import free_port, http, rag_serve
 
 from rag.index import Store, VectorIndex, ingest
 
@@ -120,10 +120,7 @@ def test_a_running_server_answers_an_ingested_article_within_5_s_without_a_faile
     (corpus / "bien-ban.txt").write_text("Các biên bản ghi nhớ\n\n" + " ".join(sentences) + "\n", encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(isolated / "serve.log", "w+")
-    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], stdout=log,
-                              stderr=subprocess.STDOUT, env={**os.environ, "RAG_RATE_LIMIT": "0"})
-    try:
+    with rag_serve(port, isolated / "serve.log", env={"RAG_RATE_LIMIT": "0"}) as server:
         status, health = _wait(lambda: (lambda h: h if h[0] == 200 else None)(_health(url)), 120, "the index", server)
         assert health["generation"] == "gen-000001" and health["articles"] == 2  # before the ingest it runs
         _wait(lambda: _health(url)[1].get("generation") == "gen-000002", 120, "the corpus's article", server)
@@ -172,9 +169,3 @@ def test_a_running_server_answers_an_ingested_article_within_5_s_without_a_faile
         # The generations no process serves any more are gone; the live one stays.
         store = indexed.store_dir
         _wait(lambda: sorted(p.name for p in store.glob("gen-*")) == ["gen-000003"], 30, "old generations removed")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.seek(0)
-        output = log.read()
-    assert "Traceback" not in output, output
