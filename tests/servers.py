@@ -25,14 +25,20 @@ def free_port() -> int:
 def rag_serve(port: int, log: Path, *args: str, env: dict | None = None, stop_seconds: float = 60):
     """``rag serve --port PORT ARGS`` in its own process (``env`` over this process's), its output
     appended to ``log``; yields the process. On exit it is stopped (SIGTERM) and waited for; when
-    the body did not fail, its output must hold no traceback."""
+    the body did not fail, its output must hold no traceback, and when it failed, the output is
+    printed (pytest shows it with the failure)."""
+    failed = False
     with open(log, "a+", encoding="utf-8") as out:
         start = out.tell()
         process = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), *args],
                                    stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             yield process
+        except BaseException:
+            failed = True
+            raise
         finally:
+            ended = process.poll()  # None: still running
             process.terminate()
             try:
                 process.wait(timeout=stop_seconds)
@@ -42,6 +48,9 @@ def rag_serve(port: int, log: Path, *args: str, env: dict | None = None, stop_se
                 raise
             out.seek(start)
             output = out.read()
+            if failed:
+                state = "still running" if ended is None else f"had ended, exit code {ended}"
+                print(f"rag serve {' '.join(args)} ({state}) wrote:\n{output}", file=sys.stderr)
     assert "Traceback" not in output, output
 
 
