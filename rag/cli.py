@@ -95,8 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `rag ask … | head` ends quietly
+    if hasattr(signal, "SIGPIPE") and args.command != "serve":
+        # `rag ask … | head` ends quietly. Not the server: a client that hangs up while it is
+        # written to (a chat tab closed, Gradio's event stream) would end the whole process; with
+        # SIGPIPE ignored, as Python leaves it, the write fails and only that request ends.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     settings = Settings.load(corpus_dir=getattr(args, "corpus", None), store_dir=args.store,
                              top_k=getattr(args, "top_k", None), host=getattr(args, "host", None),
                              port=getattr(args, "port", None), demo_port=getattr(args, "demo_port", None),
