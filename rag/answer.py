@@ -22,7 +22,7 @@ from .question import (article_field, asks_who_led_or_met, constituent, dates_ev
                        needs_short_answer, person_by_verb, question_kind, short_answer, spelled_like)
 from .retrieval import Retriever
 from .scoring import FEATURES, Candidate, SentenceScorer, features, load_scorer
-from .text import content_terms, fold, is_vietnamese, near_spellings, words
+from .text import content_terms, fold, is_vietnamese, near_spellings, segment_words, words
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
 MAX_ANSWER_CHARS = 400
@@ -175,6 +175,9 @@ class ExtractiveAnswerer:
         self.retriever = retriever
         self.top_k = top_k
         self.scorer = scorer or load_scorer()
+        # pyvi's word segmenter loads on first use (scikit-learn and a CRF model: about 1.5 s, once
+        # per process): here, when a service opens an index, not in its first request.
+        segment_words("Hà Nội")
         self._words: dict[tuple[str, str], tuple[set[str], set[str], set[str]]] = {}  # see _article_words
 
     def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:

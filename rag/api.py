@@ -70,15 +70,20 @@ class Service:
         """Open the index in place and serve it; build it first when there is none. With
         ``refresh``, then bring it up to date with the corpus (:meth:`refresh`)."""
         from .embeddings import make_embeddings
-        from .index import Store, ensure_index
+        from .index import ensure_index, open_store
         from .live import LiveIndex
 
         try:
             self._embeddings = embeddings or make_embeddings(self.settings)
-            if Store(self.settings.store_dir).current() is None:
+            if open_store(self.settings).current() is None and not self.settings.chroma_url:
                 ensure_index(self.settings, self._embeddings, refresh=True, keep_serving=True)
             self._live = LiveIndex(self.settings, self._embeddings, self._lock)
             self._live.update()
+            if self._live.info == {}:  # a replica of an empty Chroma server
+                from .index import IndexMissingError
+
+                raise IndexMissingError(f"No index on the Chroma server {self.settings.chroma_url} yet: run "
+                                        f"`rag ingest` with RAG_CHROMA_URL={self.settings.chroma_url}.")
             self.state = "ready"
         except BaseException as exc:
             self.state, self.error = "failed", str(exc) or type(exc).__name__
@@ -91,6 +96,9 @@ class Service:
         generation in place answers meanwhile; a corpus that cannot refresh it leaves it served."""
         from .index import ensure_index
 
+        if self.settings.chroma_url:  # a replica: `rag ingest` updates the shared index, it follows
+            self._live.update()
+            return
         try:
             # keep_serving: a missing or empty corpus, or a read-only store, leaves the index in place served.
             ensure_index(self.settings, Serialized(self._embeddings, self._lock), refresh=True, keep_serving=True)

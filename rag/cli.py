@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(signal, "SIGPIPE") and args.command != "serve":
-        # `rag ask … | head` ends quietly. Never for a server: a client that closes its connection
-        # while the server writes to it would end the whole process without a word.
+        # `rag ask … | head` ends quietly. Not the server: a client that hangs up while it is
+        # written to (a chat tab closed, Gradio's event stream) would end the whole process; with
+        # SIGPIPE ignored, as Python leaves it, the write fails and only that request ends.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     settings = Settings.load(corpus_dir=getattr(args, "corpus", None), store_dir=args.store,
                              top_k=getattr(args, "top_k", None), host=getattr(args, "host", None),

@@ -53,7 +53,7 @@ import numpy as np
 from .chunking import CHUNKER_VERSION, Chunk, chunk_article, sentence_id, split_at_ends
 from .corpus import PARSER_VERSION, LoadFailure, load_corpus
 from .lexical import LexicalIndex, SegmentTerms
-from .segments import CHROMA, COLLECTION, SENTENCES, TERMS, SegmentWriter, batches, client, collection, documents, to_merge
+from .segments import CHROMA, COLLECTION, SENTENCES, TERMS, SegmentWriter, batches, documents, to_merge
 from .settings import Settings
 
 MANIFEST_FORMAT = 2  # 2: segments; 1: one Chroma folder in the generation's own folder
@@ -180,11 +180,42 @@ class IngestReport:
 # --------------------------------------------------------------------------- store folder
 
 
+def open_store(settings: Settings) -> "Store":
+    """The store folder, or with ``chroma_url`` the index on a Chroma server (rag.remote)."""
+    if settings.chroma_url:
+        from .remote import RemoteStore
+
+        return RemoteStore(settings.store_dir, settings.chroma_url)
+    return Store(settings.store_dir)
+
+
 class Store:
     """The store folder: which generation is live, its manifest, the ingest lock."""
 
+    remote = False  # rag.remote.RemoteStore: the index is on a Chroma server
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+
+    def read_manifest(self, generation: Path) -> dict:
+        return json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+
+    def open_segment(self, folder: Path, create: bool = False):
+        """A segment's collections (rag.segments.LocalSegment)."""
+        from .segments import LocalSegment
+
+        return LocalSegment(folder, create)
+
+    def terms_current(self, segment: Path) -> bool:
+        """Whether a segment's BM25 counts were made with today's tokens."""
+        return LexicalIndex.is_current(segment / TERMS)
+
+    def segment_terms(self, folder: Path, segment) -> SegmentTerms:
+        """A segment's BM25 counts (``segment``: its opened collections)."""
+        if (folder / TERMS).is_dir():
+            return SegmentTerms.load(folder / TERMS)
+        # A generation made before segments: counted once here (the next ingest writes them).
+        return SegmentTerms.build(documents(segment.passages))
 
     def current(self) -> Path | None:
         try:
@@ -198,7 +229,7 @@ class Store:
         current = self.current()
         if current is None:
             return None
-        return json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+        return self.read_manifest(current)
 
     @contextlib.contextmanager
     def lock(self, log: Callable[[str], None]) -> Iterator[None]:
@@ -417,7 +448,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
     ``allow_empty``: :class:`EmptyCorpusError`, and the index in place stays as it is."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.perf_counter()
-    store = Store(settings.store_dir)
+    store = open_store(settings)
     report = IngestReport()
     if not store.writable():
         raise ReadOnlyStoreError(
@@ -496,7 +527,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         # Everything is rewritten (nothing re-embedded) into one segment when the index was made
         # before segments, or its token counts by other tokens.
         rewrite = bool(old_segments) and (old.get("format", 1) < MANIFEST_FORMAT or not all(
-            LexicalIndex.is_current(path / TERMS) for path in old_segments.values()))
+            store.terms_current(path) for path in old_segments.values()))
         # Files read (or recognised) now, by fingerprint: the next ingest reads only the others. A
         # file changed less than a second before this ingest started may change again unseen.
         files = {rel: known_files[rel] for rel in loaded.kept}
@@ -529,7 +560,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         log(f"Writing index segment {name}"
             + (f" (merging {', '.join(merging)})" if merging else "") + "…")
         staged = store.root / f".staging-{name}"
-        writer = SegmentWriter(staged)
+        writer = SegmentWriter(staged, opener=store.open_segment)
         try:
             # Vectors of unchanged sentences of updated articles, from their article's segment.
             for doc_id in report.updated:
@@ -607,7 +638,7 @@ def ensure_index(settings: Settings, embeddings, *, refresh: bool = False, keep_
     chat), an index in place also stays in use when the corpus cannot refresh it (its folder is
     missing or holds no articles): a warning says why, and nothing is lost."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    store = Store(settings.store_dir)
+    store = open_store(settings)
     current = store.current()
     if current is not None and not refresh:
         return None
@@ -671,14 +702,15 @@ class VectorIndex:
     each passage and sentence read from its article's segment only (rag.segments)."""
 
     def __init__(self, path: Path, manifest: dict, embeddings,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, store: Store | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.embeddings = embeddings
+        store = store or Store(path.parent)
         folders = segments_of(manifest, path)
         #: True when the generation may not be written by this process (a read-only store): Chroma
         #: writes to its database even to read it, so a private copy of it is opened instead.
-        self.read_only = not all(_writable_tree(folder / CHROMA) for folder in folders.values())
+        self.read_only = not store.remote and not all(_writable_tree(folder / CHROMA) for folder in folders.values())
         self._cleanup = None
         self._lease: GenerationLease | None = None
         chromas = {name: folder / CHROMA for name, folder in folders.items()}
@@ -693,13 +725,14 @@ class VectorIndex:
         self._chunk_home = {cid: self._home[d] for d, e in manifest["articles"].items() for cid in e["chunks"]}
         self._sentence_home = {sid: self._home[d] for d, e in manifest["articles"].items() for sid in e["sentences"]}
         self._count, self._sentence_count = len(self._chunk_home), len(self._sentence_home)
-        self._segments: dict[str, tuple] = {}  # name -> (client, passages, sentences, sizes)
+        self._segments: dict[str, tuple] = {}  # name -> (opened segment, passages, sentences, sizes)
         try:
             for name, chroma in chromas.items():
-                opened = client(chroma)
-                passages, sentences = collection(opened, COLLECTION), collection(opened, SENTENCES)
+                opened = store.open_segment(chroma.parent)
+                passages, sentences = opened.passages, opened.sentences
                 self._segments[name] = (opened, passages, sentences, (passages.count(), sentences.count()))
-            self.lexical = LexicalIndex([(self._terms(name, folder), None) for name, folder in folders.items()])
+            self.lexical = LexicalIndex([(store.segment_terms(folder, self._segments[name][0]), None)
+                                         for name, folder in folders.items()])
         except BaseException:
             self.close()
             raise
@@ -707,16 +740,10 @@ class VectorIndex:
                                                            bool, len(terms.chunk_ids)))
                                      for name, terms in zip(folders, self.lexical.parts)])
 
-    def _terms(self, name: str, folder: Path) -> SegmentTerms:
-        if (folder / TERMS).is_dir():
-            return SegmentTerms.load(folder / TERMS)
-        # A generation made before segments: counted once here (the next ingest writes them).
-        return SegmentTerms.build(documents(self._segments[name][1]))
-
     @classmethod
     def open(cls, settings: Settings, embeddings, log: Callable[[str], None] | None = None) -> "VectorIndex":
         """The live generation, held (:class:`GenerationLease`) until :meth:`close`."""
-        store = Store(settings.store_dir)
+        store = open_store(settings)
         for _ in range(100):  # a new generation may replace the one just read: read CURRENT again
             current = store.current()
             if current is None:
@@ -728,9 +755,9 @@ class VectorIndex:
         else:  # pragma: no cover - a hundred generations published while opening one
             raise StoreError(f"The index in {store.root} changed too often to be opened")
         try:
-            manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+            manifest = store.read_manifest(current)
             _check_embedder(manifest, embeddings, store.root)
-            index = cls(current, manifest, embeddings, log=log)
+            index = cls(current, manifest, embeddings, log=log, store=store)
         except BaseException:
             lease.release()
             raise
@@ -834,8 +861,8 @@ class VectorIndex:
 
         if len(self._segments) != 1:
             raise StoreError("as_vectorstore needs an index of one segment")
-        [(opened, *_)] = self._segments.values()
-        return Chroma(client=opened, collection_name=COLLECTION, embedding_function=self.embeddings,
+        [(opened, passages, *_)] = self._segments.values()
+        return Chroma(client=opened.client, collection_name=passages.name, embedding_function=self.embeddings,
                       create_collection_if_not_exists=False)
 
     @property

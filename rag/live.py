@@ -159,10 +159,10 @@ class LiveIndex:
     def update(self) -> bool:
         """Serve the store's live generation, if it is not the one served. Returns whether it
         switched. The generation in use answers until the new one is open and ready."""
-        from .index import Store, VectorIndex
+        from .index import VectorIndex, open_store
 
         with self._updating:
-            current = Store(self.settings.store_dir).current()
+            current = open_store(self.settings).current()
             served = self._current
             if current is None or (served is not None and current.name == served.name):
                 return False
@@ -182,9 +182,9 @@ class LiveIndex:
     def _removed_unused(self) -> None:
         """Once a generation is closed, the store's generations no process serves are removed
         (in a thread: a folder of gigabytes is not removed by a request)."""
-        from .index import Store
+        from .index import open_store
 
-        threading.Thread(target=Store(self.settings.store_dir).remove_unused, name="remove-unused",
+        threading.Thread(target=open_store(self.settings).remove_unused, name="remove-unused",
                          daemon=True).start()
 
     def watch(self, interval: float = WATCH_SECONDS) -> None:

@@ -41,7 +41,7 @@ from .grounding import Sentence, cited_numbers as _numbers, echoes_prompt, find_
 from .index import Hit
 from .retrieval import Retriever
 from .settings import Settings
-from .text import fold, segment_words, words
+from .text import fold, words
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +148,9 @@ class LLMAnswerer:
         self.top_k = top_k
         self.deadline = deadline
         # A class is built on the same retriever; an answerer instance is used as is; None abstains.
+        # An ExtractiveAnswerer fallback has loaded its word segmenter already: when the deadline
+        # has passed it answers in milliseconds, not seconds.
         self.fallback = fallback(retriever, top_k=top_k) if isinstance(fallback, type) else fallback
-        if isinstance(self.fallback, ExtractiveAnswerer):
-            # The fallback answers when the deadline has passed: it must take milliseconds then,
-            # not seconds loading its word segmenter (once per process).
-            segment_words("Hà Nội")
 
     def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         final = None

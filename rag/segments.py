@@ -26,6 +26,7 @@ COLLECTION = "passages"
 SENTENCES = "sentences"
 CHROMA = "chroma"
 TERMS = "terms"
+SOURCE = "collection"  # in terms/: the id of the passages collection the counts were made from
 WRITE_BATCH = 1000  # well under Chroma's max batch size
 
 
@@ -45,6 +46,19 @@ def collection(chroma, name: str = COLLECTION, create: bool = False):
         return chroma.get_or_create_collection(
             name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
     return chroma.get_collection(name, embedding_function=None)
+
+
+class LocalSegment:
+    """A segment's Chroma data in its own folder (the embedded store). A segment on a Chroma
+    server is a ``rag.remote.RemoteSegment``: the same two collections, under the segment's name."""
+
+    def __init__(self, folder: Path, create: bool = False) -> None:
+        self.client = client(folder / CHROMA)
+        self.passages = collection(self.client, COLLECTION, create)
+        self.sentences = collection(self.client, SENTENCES, create)
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def documents(source, batch: int = 5000) -> Iterator[tuple[str, str]]:
@@ -88,12 +102,12 @@ class SegmentWriter:
     """Writes one new segment: passages of changed articles (from their chunks and sentence
     vectors) and rows copied as they are from the segments it merges."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, opener=LocalSegment) -> None:
         self.folder = folder
         folder.mkdir(parents=True)
-        self._client = client(folder / CHROMA)
-        self._passages = collection(self._client, COLLECTION, create=True)
-        self._sentences = collection(self._client, SENTENCES, create=True)
+        self._open = opener  # folder, create -> LocalSegment or rag.remote.RemoteSegment
+        self._segment = opener(folder, create=True)
+        self._passages, self._sentences = self._segment.passages, self._segment.sentences
         self._texts: dict[str, str] = {}  # chunk id -> text, for the token counts
         self.passages_written = 0
         self.sentences_written = 0
@@ -123,11 +137,11 @@ class SegmentWriter:
 
     def copy_from(self, source: Path, chunk_ids: list[str], sentence_ids: list[str]) -> None:
         """Rows of another segment, as they are (vectors, texts, metadata)."""
-        chroma = client(source / CHROMA)
+        chroma = self._open(source)
         try:
             for name, ids, target in ((COLLECTION, chunk_ids, self._passages),
                                       (SENTENCES, sentence_ids, self._sentences)):
-                origin = collection(chroma, name)
+                origin = chroma.passages if name == COLLECTION else chroma.sentences
                 for batch in batches(ids):
                     got = origin.get(ids=batch, include=["embeddings", "documents", "metadatas"])
                     target.add(ids=got["ids"], embeddings=np.asarray(got["embeddings"], dtype=np.float32),
@@ -141,10 +155,10 @@ class SegmentWriter:
 
     def vectors(self, source: Path, sentence_ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors of sentences of another segment."""
-        chroma = client(source / CHROMA)
+        chroma = self._open(source)
         try:
             found = {}
-            sentences = collection(chroma, SENTENCES)
+            sentences = chroma.sentences
             for batch in batches(sentence_ids):
                 got = sentences.get(ids=batch, include=["embeddings"])
                 found.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
@@ -160,6 +174,8 @@ class SegmentWriter:
             counts = self._passages.count(), self._sentences.count()
             order = sorted(self._texts)  # a fixed order: BM25 lists equal scores in it
             SegmentTerms.build((cid, self._texts[cid]) for cid in order).save(self.folder / TERMS)
+            # Which collection the counts are of: a Chroma server's readers keep them as a cache.
+            (self.folder / TERMS / SOURCE).write_text(str(self._passages.id), encoding="utf-8")
             return counts
         finally:
-            self._client.close()
+            self._segment.close()

@@ -109,6 +109,13 @@ class Settings:
     #: Processes that answer questions behind the one HTTP process of ``rag serve`` (rag.workers);
     #: 0: one per core; 1: answer in the HTTP process itself. ``RAG_WORKERS`` / ``--workers``.
     workers: int = 0
+    #: A Chroma server holding the index, e.g. ``http://10.0.0.5:8000`` (started with ``chroma run
+    #: --path DIR --port 8000``), instead of the embedded store: ``rag ingest`` writes it and every
+    #: ``rag serve`` replica, on any machine, serves it and follows its new generations (rag.remote).
+    #: The store folder then holds only local caches (BM25 counts) and the ingest's journal. A
+    #: replica does not index its corpus folder: ``rag ingest`` does. Empty: the embedded store.
+    #: ``RAG_CHROMA_URL``.
+    chroma_url: str = ""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":

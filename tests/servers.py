@@ -1,9 +1,12 @@
 """Real HTTP servers on loopback for the API and browser tests: the app of rag.api on uvicorn in
-a thread, and the demo intranet page (another origin)."""
+a thread, ``rag serve`` in a process of its own, and the demo intranet page (another origin)."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -16,6 +19,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def rag_serve(port: int, log: Path, *args: str, env: dict | None = None, stop_seconds: float = 60):
+    """``rag serve --port PORT ARGS`` in its own process (``env`` over this process's), its output
+    appended to ``log``; yields the process. On exit it is stopped (SIGTERM) and waited for; when
+    the body did not fail, its output must hold no traceback, and when it failed, the output is
+    printed (pytest shows it with the failure)."""
+    failed = False
+    with open(log, "a+", encoding="utf-8") as out:
+        start = out.tell()
+        process = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), *args],
+                                   stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        try:
+            yield process
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            ended = process.poll()  # None: still running
+            process.terminate()
+            try:
+                process.wait(timeout=stop_seconds)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
+            out.seek(start)
+            output = out.read()
+            if failed:
+                state = "still running" if ended is None else f"had ended, exit code {ended}"
+                print(f"rag serve {' '.join(args)} ({state}) wrote:\n{output}", file=sys.stderr)
+    assert "Traceback" not in output, output
 
 
 def seed_settings(root: Path, seed_store: Path, **changes):

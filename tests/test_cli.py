@@ -1,9 +1,14 @@
 """The real ``rag`` command, run as a subprocess."""
+import json
 import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from conftest import ARGENTINA, run_rag
+from servers import free_port, http, rag_serve
 
 
 def test_help_is_fast_because_nothing_heavy_is_imported():
@@ -101,3 +106,30 @@ def test_ask_filters_and_their_errors(indexed):
 
     bad = run_rag("ask", "--since", "1/11/2022", "Cuba?")
     assert bad.returncode == 2 and "yyyy-mm-dd" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _ignored_signals(pid: int) -> int:
+    """The mask of signals process ``pid`` ignores (Linux: /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return int(line.split()[1], 16)
+    raise AssertionError("no SigIgn line")
+
+
+def test_serve_outlives_clients_that_hang_up_while_it_writes(indexed, isolated):
+    # With SIGPIPE at its default (as `rag ask … | head` wants it), a write to a connection its
+    # client had closed ended the whole server silently: test_workers saw it after a chat's event
+    # stream (Gradio's queue/data) in about one run in five. `rag serve` leaves it ignored.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with rag_serve(port, isolated / "serve.log", "--workers", "1") as server:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if json.loads(http(url, "GET", "/healthz", timeout=10)[2]).get("status") == "ready":
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, "the server stopped"
+            time.sleep(0.1)
+        assert _ignored_signals(server.pid) & (1 << (signal.SIGPIPE - 1))

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from conftest import ARGENTINA, CUBA, run_rag
-from servers import free_port, http
+from servers import free_port, http, rag_serve
 
 from rag.index import Store, VectorIndex, ingest
 
@@ -76,6 +76,18 @@ def test_an_ingest_keeps_every_generation_a_reader_holds(indexed, corpus, e5):
     assert sorted(p.name for p in indexed.store_dir.glob("gen-*")) == [third]
 
 
+def test_a_service_has_its_word_segmenter_loaded_before_the_first_question(indexed):
+    # pyvi loads on first use in about 1.5 s: a request that paid it held every client of a fresh
+    # server (and of each worker) that long. In a fresh interpreter: this one has loaded it already.
+    code = ("import sys\nfrom rag.api import Service\nfrom rag.settings import Settings\n"
+            "service = Service(Settings.load())\nservice.load(refresh=False)\n"
+            "print('pyvi.ViTokenizer' in sys.modules)\nservice.close()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]
+
+
 def _post(url: str, body: dict, timeout: float = 60):
     status, _, raw = http(url, "POST", "/api/ask", json.dumps(body).encode(), {"Content-Type": "application/json"},
                           timeout=timeout)
@@ -108,10 +120,7 @@ def test_a_running_server_answers_an_ingested_article_within_5_s_without_a_faile
     (corpus / "bien-ban.txt").write_text("Các biên bản ghi nhớ\n\n" + " ".join(sentences) + "\n", encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(isolated / "serve.log", "w+")
-    server = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], stdout=log,
-                              stderr=subprocess.STDOUT, env={**os.environ, "RAG_RATE_LIMIT": "0"})
-    try:
+    with rag_serve(port, isolated / "serve.log", env={"RAG_RATE_LIMIT": "0"}) as server:
         status, health = _wait(lambda: (lambda h: h if h[0] == 200 else None)(_health(url)), 120, "the index", server)
         assert health["generation"] == "gen-000001" and health["articles"] == 2  # before the ingest it runs
         _wait(lambda: _health(url)[1].get("generation") == "gen-000002", 120, "the corpus's article", server)
@@ -160,9 +169,3 @@ def test_a_running_server_answers_an_ingested_article_within_5_s_without_a_faile
         # The generations no process serves any more are gone; the live one stays.
         store = indexed.store_dir
         _wait(lambda: sorted(p.name for p in store.glob("gen-*")) == ["gen-000003"], 30, "old generations removed")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.seek(0)
-        output = log.read()
-    assert "Traceback" not in output, output
