@@ -63,6 +63,11 @@ ADD_NOTHING = "Hãy chọn một tệp hoặc nhập đường dẫn bài báo."
 ADD_NOT_EDITOR = "Phiên đăng nhập biên tập viên đã hết hạn hoặc chưa đăng nhập. Vui lòng đăng nhập lại tại /admin."
 ADD_FAILED = "Không thêm được bài viết: {reason}"
 ADD_ERROR = "Đã có lỗi khi thêm bài viết. Kho bài viết và chỉ mục không thay đổi."
+# Gradio's own words on the file box, in Vietnamese (Gradio ships no Vietnamese; given for "en"
+# too, the language it falls back to).
+GRADIO_WORDS = {"upload_text.drop_file": "Thả tệp vào đây", "common.or": "hoặc",
+                "upload_text.click_to_upload": "Bấm để chọn tệp", "common.clear": "Xóa", "common.upload": "Tải lên",
+                "file.uploading": "Đang tải lên…", "common.download": "Tải xuống", "common.remove": "Bỏ"}
 ADMIN_WRONG = "Mã quản trị không đúng. Vui lòng thử lại."
 ADMIN_OFF = "Máy chủ chưa bật chức năng thêm bài viết: người vận hành cần đặt RAG_ADMIN_KEY."
 
@@ -398,4 +403,5 @@ def mount_options() -> dict:
     theme = gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "Menlo", "monospace"])
     return {"theme": theme, "css": CSS, "footer_links": [], "run_history": False, "pwa": False,
-            "mcp_server": False, "ssr_mode": False, "show_error": False, "enable_monitoring": False}
+            "mcp_server": False, "ssr_mode": False, "show_error": False, "enable_monitoring": False,
+            "i18n": gr.I18n(en=GRADIO_WORDS, vi=GRADIO_WORDS)}
