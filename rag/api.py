@@ -2,9 +2,10 @@
 
 Routes: ``/`` the chat (rag.ui), ``POST /api/ask`` the ``Answer`` as JSON, ``POST /api/ask/stream``
 the same as server-sent events, ``POST /api/feedback`` a like or dislike, ``POST /api/token`` a
-short-lived widget token, ``/widget.js`` and ``/embed`` the intranet widget, ``/auth`` the chat's
-key form (with ``RAG_API_KEY``), ``/healthz``, and the OpenAPI schema at ``/docs`` (Swagger UI
-served from this server, not a CDN).
+short-lived widget token, ``POST /api/articles`` an editor's article (rag.articles; with
+``RAG_ADMIN_KEY``), ``/widget.js`` and ``/embed`` the intranet widget, ``/auth`` the chat's key
+form (with ``RAG_API_KEY``), ``/admin`` the editors' sign-in, ``/healthz``, and the OpenAPI schema
+at ``/docs`` (Swagger UI served from this server, not a CDN).
 
 The server starts listening at once and opens the index in place in a thread (on first run it
 builds it: ``/healthz`` answers 503 until it is ready), then brings it up to date with the corpus

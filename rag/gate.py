@@ -282,11 +282,13 @@ class Gate:
     """ASGI middleware in front of every route: the one place where the rules of
     :data:`ROUTE_RULES` are applied, in this order: the ``Host`` header is allowed; a request
     that changes something does not come from a page of another origin; the route is open
-    (else 404); the body is within :data:`MAX_BODY_BYTES` by its Content-Length (else 413); a
+    (else 404); an editors' route (``admin``) has ``RAG_ADMIN_KEY`` or the editors' session cookie
+    (else 401/403, or 404 for a hidden one); the body is within :data:`MAX_BODY_BYTES` (editors'
+    routes: ``RAG_UPLOAD_MAX_BYTES`` + 64 KiB) by its Content-Length (else 413); a
     wrong key or token takes a unit of the client's rate limit (429 once it is spent); the key, a
     token or the session cookie is there when ``RAG_API_KEY`` is set (else 401, or the key form
     for the chat page); a charged route takes a unit (else 429); then the body is read, at most
-    :data:`MAX_BODY_BYTES` (else 413), and handed on. Every response gets ``nosniff`` and
+    that limit (else 413), and handed on. Every response gets ``nosniff`` and
     ``frame-ancestors``."""
 
     def __init__(self, app, settings: Settings, limiter: RateLimiter, origins: tuple[str, ...]) -> None:
