@@ -232,3 +232,44 @@ def test_concurrent_uploads_are_both_indexed(server, service):
     assert {added["doc_id"] for _, added in results.values()} <= set(articles)
     assert "12 công trình" in ask(server, "Praha giúp Hà Nội trùng tu bao nhiêu công trình?")["answer"]
     assert "220.000" in ask(server, "Ở Viên có bao nhiêu căn hộ thuộc sở hữu thành phố?")["answer"]
+
+
+def test_with_two_workers_the_article_is_answerable_by_both_at_once(indexed, isolated):
+    """`rag serve --workers 2`: one worker indexes the upload; the answer comes once both serve it."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from types import SimpleNamespace
+
+    from servers import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    server = SimpleNamespace(url=url)
+    log = open(isolated / "serve.log", "w+")
+    process = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--workers", "2"],
+                               stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "RAG_ADMIN_KEY": ADMIN, "RAG_RATE_LIMIT": "0"})
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                if json.loads(request(url, "GET", "/healthz", timeout=10)[2]).get("status") == "ready":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        text = ("Hà Nội và Viêng Chăn hợp tác giáo dục\n\nChiều 12/3, đoàn đại biểu thành phố Hà Nội đã đến thủ đô "
+                "Viêng Chăn của Lào. Nhân dịp này, Hà Nội trao tặng Viêng Chăn 350 bộ máy tính cho các trường tiểu "
+                "học.\n").encode("utf-8")
+        status, added = upload(server, "vieng-chan.txt", text, ADMIN_HEADERS)
+        assert status == 201, added
+        for _ in range(6):  # the questions go to whichever worker is free: each must know the article
+            assert "350 bộ máy tính" in ask(server, "Hà Nội tặng Viêng Chăn bao nhiêu bộ máy tính?")["answer"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.seek(0)
+        print(log.read()[-3000:])
