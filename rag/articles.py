@@ -60,15 +60,22 @@ def upload_name(filename: str, data: bytes) -> str:
     (ASCII, from the file's own name; the same bytes always give the same file)."""
     from .text import fold
 
-    name = os.path.basename((filename or "").replace("\\", "/"))
-    stem, suffix = os.path.splitext(name)
+    stem, suffix = _split(filename)
     slug = re.sub(r"[^a-z0-9]+", "-", fold(stem).lower()).strip("-")[:60] or "bai-viet"
     return f"{UPLOAD_FOLDER}/{slug}-{hashlib.sha256(data).hexdigest()[:8]}{suffix.lower()}"
 
 
+def _split(filename: str) -> tuple[str, str]:
+    """``(stem, suffix)`` of the last part of a file name as a browser or curl sends it (a
+    Windows path included); ``.html`` is a suffix without a stem."""
+    name = os.path.basename((filename or "").replace("\\", "/"))
+    stem, dot, suffix = name.rpartition(".")
+    return (stem, dot + suffix) if dot else (name, "")
+
+
 def check_upload(filename: str, size: int, settings: Settings) -> str:
     """The suffix of an acceptable upload; :class:`Refused` for another type or a file too large."""
-    suffix = os.path.splitext(filename or "")[1].lower()
+    suffix = _split(filename)[1].lower()
     if suffix not in UPLOAD_SUFFIXES:
         shown = suffix or "(none)"
         raise Refused(415, "unsupported_type", f"Files of type {shown} cannot be added: use one of "

@@ -436,12 +436,12 @@ class Gate:
         if origin and ("*" in self.origins or origin.lower() in self.origins):
             head += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
         path = scope.get("path", "")
-        if path in ("/", "/auth") and refusal.status in (401, 429):  # a person at the key form
+        if path in ("/", "/auth", "/admin") and refusal.status in (401, 429):  # a person at a key form
             from . import ui
 
             message = ui.KEY_RATE_LIMITED.format(seconds=refusal.headers.get("Retry-After", "60")) \
                 if refusal.code == "rate_limited" else refusal.detail
-            body = ui.key_page(message).encode("utf-8")
+            body = ui.key_page(message, admin=path == "/admin").encode("utf-8")
             head += [(b"content-type", b"text/html; charset=utf-8"), (b"content-security-policy", KEY_PAGE_CSP)]
         else:
             content = {"error": refusal.code, "message": refusal.message}

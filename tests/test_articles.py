@@ -273,3 +273,30 @@ def test_with_two_workers_the_article_is_answerable_by_both_at_once(indexed, iso
         process.wait(timeout=30)
         log.seek(0)
         print(log.read()[-3000:])
+
+
+def test_the_chats_panel_action_refuses_anyone_but_an_editor(server, service):
+    """The queue is open to every chat user: the panel's action itself checks the editors' cookie."""
+    from servers import GradioSession
+
+    from rag import ui
+
+    files, served = corpus_files(service.settings), generation(server)
+    session = GradioSession(server.url)
+    status, joined = session.join("add_article", [None, "https://hanoimoi.vn/bai-bao.html"])
+    assert status == 200
+    (completed,) = [m for m in session.events(joined["event_id"]) if m.get("msg") == "process_completed"]
+    assert completed["output"]["data"][0] == ui.ADD_NOT_EDITOR
+    assert corpus_files(service.settings) == files and generation(server) == served
+
+
+def test_upload_names_and_the_panels_message():
+    from rag.articles import upload_name
+    from rag.ui import added_message
+
+    assert upload_name("C:\\Tài liệu\\Hà Nội – Seoul (bản lưu).HTML", b"x").startswith("uploads/ha-noi-seoul-ban-luu-")
+    assert upload_name("../../etc/passwd.txt", b"x").startswith("uploads/passwd-")
+    assert upload_name(".html", b"x").startswith("uploads/bai-viet-")
+    message = added_message({"title": "Hội chợ <b>sách</b>", "outlet": "Báo *A*", "date": "2023-02-01",
+                             "author": "", "passages": 3})
+    assert message.startswith("Đã thêm bài viết **Hội chợ &lt;b&gt;sách&lt;/b&gt;** (Báo \\*A\\*, 01/02/2023): 3 đoạn")
