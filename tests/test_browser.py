@@ -399,6 +399,7 @@ def test_an_editor_adds_a_saved_page_in_the_panel_then_the_chat_answers_from_it(
     try:
         with LiveServer(settings, service) as server:
             page = context.new_page()
+            page.set_default_timeout(120_000)  # indexing on a busy machine: waits are generous, never slept
             page.goto(server.url + "/")
             page.locator("#question textarea").wait_for()
             assert page.locator("#add-article").count() == 0 or not page.locator("#add-article").is_visible()
