@@ -300,3 +300,28 @@ def test_upload_names_and_the_panels_message():
     message = added_message({"title": "Hội chợ <b>sách</b>", "outlet": "Báo *A*", "date": "2023-02-01",
                              "author": "", "passages": 3})
     assert message.startswith("Đã thêm bài viết **Hội chợ &lt;b&gt;sách&lt;/b&gt;** (Báo \\*A\\*, 01/02/2023): 3 đoạn")
+
+
+def test_word_and_pdf_files_are_added_with_their_properties(server, service, tmp_path):
+    import datetime as dt
+
+    from documents import write_docx, write_pdf
+
+    docx = write_docx(tmp_path / "ha-noi-paris.docx", [
+        "Đoàn đại biểu Hà Nội đã làm việc với Thị trưởng Paris về hợp tác bảo tồn phố cổ.",
+        "Paris đồng ý đào tạo 30 kiến trúc sư của Hà Nội về trùng tu công trình lịch sử."],
+        title="Hà Nội và Paris hợp tác bảo tồn phố cổ", author="Lan Anh",
+        created=dt.datetime(2023, 4, 18, tzinfo=dt.timezone.utc))
+    status, added = upload(server, docx.name, docx.read_bytes(), ADMIN_HEADERS)
+    assert status == 201, added
+    assert (added["title"], added["date"], added["author"]) == ("Hà Nội và Paris hợp tác bảo tồn phố cổ", "2023-04-18",
+                                                                "Lan Anh")
+    assert "30 kiến trúc sư" in ask(server, "Paris đào tạo bao nhiêu kiến trúc sư cho Hà Nội?")["answer"]
+
+    pdf = write_pdf(tmp_path / "ha-noi-berlin.pdf", [
+        "Hà Nội và Berlin hợp tác về xe buýt điện",
+        "Đoàn công tác Hà Nội đã thăm xưởng bảo dưỡng xe buýt điện của Berlin.",
+        "Berlin cam kết chia sẻ kinh nghiệm vận hành 200 xe buýt điện với Hà Nội."], title="Hà Nội và Berlin hợp tác về xe buýt điện")
+    status, added = upload(server, pdf.name, pdf.read_bytes(), ADMIN_HEADERS)
+    assert status == 201 and added["title"] == "Hà Nội và Berlin hợp tác về xe buýt điện", added
+    assert "200 xe buýt điện" in ask(server, "Berlin chia sẻ kinh nghiệm vận hành bao nhiêu xe buýt điện?")["answer"]
