@@ -2,9 +2,10 @@
 
 Routes: ``/`` the chat (rag.ui), ``POST /api/ask`` the ``Answer`` as JSON, ``POST /api/ask/stream``
 the same as server-sent events, ``POST /api/feedback`` a like or dislike, ``POST /api/token`` a
-short-lived widget token, ``/widget.js`` and ``/embed`` the intranet widget, ``/auth`` the chat's
-key form (with ``RAG_API_KEY``), ``/healthz``, and the OpenAPI schema at ``/docs`` (Swagger UI
-served from this server, not a CDN).
+short-lived widget token, ``POST /api/articles`` an editor's article (rag.articles; with
+``RAG_ADMIN_KEY``), ``/widget.js`` and ``/embed`` the intranet widget, ``/auth`` the chat's key
+form (with ``RAG_API_KEY``), ``/admin`` the editors' sign-in, ``/healthz``, and the OpenAPI schema
+at ``/docs`` (Swagger UI served from this server, not a CDN).
 
 The server starts listening at once and opens the index in place in a thread (on first run it
 builds it: ``/healthz`` answers 503 until it is ready), then brings it up to date with the corpus
@@ -31,7 +32,7 @@ from typing import Iterator
 from urllib.parse import parse_qs
 
 from .answer import Final, Sources, TextDelta
-from .gate import (KEY_PAGE_CSP, Gate, credential_kind, RateLimiter, from_trusted_proxy, frame_ancestors, parse_hosts, parse_origins,
+from .gate import (ADMIN_COOKIE, KEY_PAGE_CSP, Gate, credential_kind, RateLimiter, from_trusted_proxy, frame_ancestors, parse_hosts, parse_origins,
                    parse_proxies, session_cookie, sign_token)
 from .live import Serialized
 from .settings import Settings
@@ -105,6 +106,22 @@ class Service:
         except Exception as exc:
             print(f"warning: the index was not refreshed: {exc}", file=sys.stderr, flush=True)
         self._live.update()
+
+    def add_article(self, filename: str = "", data: bytes = b"", url: str = "") -> dict:
+        """Add one article (an uploaded file, or the page at ``url``) to the corpus and the index,
+        then serve the new generation at once (rag.articles). Returns what was indexed; raises
+        :class:`rag.articles.Refused` with why not."""
+        from . import articles
+
+        if not self.ready:
+            raise articles.Refused(503, "not_ready", "The index is still loading; try again shortly.",
+                                   "Hệ thống đang chuẩn bị chỉ mục. Vui lòng thử lại sau ít phút.")
+        shared = Serialized(self._embeddings, self._lock)
+        added = (articles.add_url(self.settings, shared, url) if url
+                 else articles.add_file(self.settings, shared, filename, data))
+        self._live.update()
+        log.info("article added: %s (%d passages, %s)", added.file, added.passages, added.generation)
+        return added.as_dict()
 
     def watch(self) -> None:
         """Switch to each new generation an ingest publishes (see rag.live)."""
@@ -286,11 +303,71 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
         return RedirectResponse("/", 303, headers={"Set-Cookie": session_cookie(token, secure),
                                                    "Cache-Control": "no-store"})
 
+    def secure_request(request) -> bool:
+        return request.url.scheme == "https" or (request.headers.get("x-forwarded-proto") == "https" and from_trusted_proxy(
+            request.client.host if request.client else "", proxies))
+
+    @app.get("/admin", include_in_schema=False)
+    def admin_form():
+        """The editors' sign-in: the admin key once, then a session cookie (never the key)."""
+        if not settings.admin_key:
+            return HTMLResponse(ui.key_page(ui.ADMIN_OFF, admin=True), 403, headers=key_page_headers)
+        return HTMLResponse(ui.key_page(admin=True), 200, headers=key_page_headers)
+
+    @app.post("/admin", include_in_schema=False)
+    async def admin_check(request: Request):
+        """The admin key typed in the form: right, the editors' session cookie (a token signed
+        with the key) and the chat with its "Thêm bài viết" panel; wrong, the form again (each
+        attempt counts against the rate limit)."""
+        if not settings.admin_key:
+            return HTMLResponse(ui.key_page(ui.ADMIN_OFF, admin=True), 403, headers=key_page_headers)
+        typed = (parse_qs((await request.body()).decode("utf-8", "replace")).get("key") or [""])[0]
+        if credential_kind(typed.strip(), settings.admin_key, time.time(), settings.token_ttl) != "key":
+            return HTMLResponse(ui.key_page(ui.ADMIN_WRONG, admin=True), 401, headers=key_page_headers)
+        token = sign_token(settings.admin_key, int(time.time()) + settings.token_ttl)
+        return RedirectResponse("/", 303, headers={"Set-Cookie": session_cookie(token, secure_request(request), ADMIN_COOKIE),
+                                                   "Cache-Control": "no-store"})
+
+    @app.post("/api/articles", tags=["articles"], status_code=201, responses={
+        201: {"model": schemas.ArticleOut}, **schemas.ERRORS, **schemas.ARTICLE_ERRORS},
+        openapi_extra=schemas.ARTICLE_REQUEST)
+    async def add_article(request: Request):
+        """Add an article: a file (multipart field ``file``: .html, .htm, .pdf, .docx, .txt, .md) or
+        ``{"url": "https://…"}``. Needs ``Authorization: Bearer <RAG_ADMIN_KEY>``. The article is
+        saved under the corpus folder, indexed, and answerable as soon as this returns."""
+        from starlette.concurrency import run_in_threadpool
+
+        from .articles import Refused
+
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if kind == "multipart/form-data":
+                form = await request.form(max_files=1, max_fields=5)
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    raise ApiError(422, "missing_file", "Send the article as the multipart field 'file'.")
+                data = await upload.read()
+                added = await run_in_threadpool(service.add_article, upload.filename or "", data)
+            elif kind == "application/json":
+                try:
+                    body = json.loads(await request.body())
+                except ValueError:
+                    raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+                if not isinstance(body, dict) or not isinstance(body.get("url"), str) or not body["url"].strip():
+                    raise ApiError(422, "missing_url", "Send {\"url\": \"https://…\"} or a multipart file.")
+                added = await run_in_threadpool(service.add_article, "", b"", body["url"].strip())
+            else:
+                raise ApiError(415, "unsupported_media_type", "Send multipart/form-data (a file) or JSON "
+                               "({\"url\": …}).")
+        except Refused as refused:
+            raise ApiError(refused.status, refused.code, refused.message) from None
+        return JSONResponse(added, 201)
+
     @app.api_route("/api/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
                    include_in_schema=False)
     def api_fallback(path: str):
         """Wrong method or path under /api/: our error shape, not the chat's (mounted at /)."""
-        if path in ("ask", "ask/stream", "feedback", "token"):
+        if path in ("ask", "ask/stream", "feedback", "token", "articles"):
             raise ApiError(405, "method_not_allowed", f"Use POST /api/{path} (see /docs).", {"Allow": "POST"})
         raise ApiError(404, "not_found", f"No endpoint /api/{path}: see /docs for the API.")
 
@@ -338,7 +415,7 @@ def create_app(settings: Settings, service: Service, limiter: RateLimiter | None
         return FileResponse(Path(swagger_ui_path) / name)
 
     blocks = ui.build_blocks(settings, service)
-    return gr.mount_gradio_app(app, blocks, path="/", **ui.mount_options())
+    return gr.mount_gradio_app(app, blocks, path="/", max_file_size=settings.upload_max_bytes, **ui.mount_options())
 
 
 # --------------------------------------------------------------------------- serving

@@ -257,13 +257,20 @@ def _load_file(path: Path, rel: str, root: Path, limit: int, failures: list[Load
         data = handle.read(limit + 1)
     if len(data) > limit:  # the file grew since it was measured
         raise ArticleError(_too_large(len(data), limit, "file"))
-    if path.suffix.lower() in DOCUMENT_SUFFIXES:
+    return [parse_file_bytes(data, rel)]
+
+
+def parse_file_bytes(data: bytes, rel: str) -> Article:
+    """The article in the bytes of one file (not ``.jsonl``) that is, or will be, ``rel`` in the
+    corpus folder: its id is ``rel`` without its suffix. Raises :class:`ArticleError`."""
+    suffix = Path(rel).suffix.lower()
+    if suffix in DOCUMENT_SUFFIXES:
         from .formats import parse_document
 
-        return [parse_document(path.suffix.lower(), data, doc_id=rel.rsplit(".", 1)[0], source_path=rel)]
+        return parse_document(suffix, data, doc_id=rel.rsplit(".", 1)[0], source_path=rel)
     raw = _decode(data.removeprefix(b"\xef\xbb\xbf"))
-    parse = parse_markdown if path.suffix.lower() == ".md" else parse_txt
-    return [parse(raw, doc_id=rel.rsplit(".", 1)[0], source_path=rel)]
+    parse = parse_markdown if suffix == ".md" else parse_txt
+    return parse(raw, doc_id=rel.rsplit(".", 1)[0], source_path=rel)
 
 
 @contextlib.contextmanager

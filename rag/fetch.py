@@ -276,14 +276,20 @@ def stored_name(final_url: str, suffix: str = ".html") -> str:
 def store(corpus_dir: Path, page: Fetched) -> str:
     """Write a fetched page into the corpus folder (atomically), marked with its address as a
     browser marks a saved page; returns its path relative to the corpus."""
-    rel = stored_name(page.final_url, PAGE_TYPES[page.content_type])
+    rel, data = stored_page(page)
     target = Path(corpus_dir) / rel
     target.parent.mkdir(parents=True, exist_ok=True)
-    mark = f"<!-- saved from url=({len(page.final_url):04d}){page.final_url} -->\n".encode("utf-8")
     tmp = target.parent / f".{target.name}.tmp"  # hidden: never read as an article
-    tmp.write_bytes(mark + _as_utf8(page))
+    tmp.write_bytes(data)
     os.replace(tmp, target)
     return rel
+
+
+def stored_page(page: Fetched) -> tuple[str, bytes]:
+    """Where a fetched page goes in the corpus folder, and its bytes as stored there: marked
+    with its address as a browser marks a saved page."""
+    mark = f"<!-- saved from url=({len(page.final_url):04d}){page.final_url} -->\n".encode("utf-8")
+    return stored_name(page.final_url, PAGE_TYPES[page.content_type]), mark + _as_utf8(page)
 
 
 def _as_utf8(page: Fetched) -> bytes:

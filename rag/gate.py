@@ -215,17 +215,23 @@ def client_of(peer: str, forwarded_for: str, proxies: tuple) -> str:
 
 # --------------------------------------------------------------------------- the gate
 
-PUBLIC, CLIENT, KEY, REFUSED = "public", "client", "key", "refused"
+PUBLIC, CLIENT, KEY, ADMIN, REFUSED = "public", "client", "key", "admin", "refused"
 SESSION_COOKIE = "rag_session"
+#: The editors' session in the browser: a token signed with ``RAG_ADMIN_KEY`` (set by ``/admin``).
+ADMIN_COOKIE = "rag_admin"
 
 
 @dataclass(frozen=True)
 class Rule:
     #: ``public``: anyone; ``client``: the key, a token or the chat's session cookie when
-    #: ``RAG_API_KEY`` is set; ``key``: the key itself; ``refused``: 404 whatever the key.
+    #: ``RAG_API_KEY`` is set; ``key``: the key itself; ``admin``: ``RAG_ADMIN_KEY`` (or the
+    #: editors' session cookie), refused when it is unset, with a body limit of
+    #: ``RAG_UPLOAD_MAX_BYTES`` + 64 KiB; ``refused``: 404 whatever the key.
     access: str
     #: Takes one unit of the client's rate limit (questions, ratings, tokens, key attempts).
     charged: bool = False
+    #: For ``admin`` routes: 404 without the admin credential, as if the route did not exist.
+    hidden: bool = False
 
 
 _READ = ("GET", "HEAD")
@@ -235,17 +241,21 @@ _ANY = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: closed until it is listed here (tests/test_gate.py walks the route table against this).
 ROUTE_RULES: tuple[tuple[tuple[str, ...], str, Rule], ...] = (
     # No data and needed before any key: health checks, the widget's files, the docs, the key form.
-    (_READ, r"/healthz|/widget\.js|/widget/[^/]+|/embed|/docs|/docs/[^/]+|/openapi\.json|/auth", Rule(PUBLIC)),
-    (("POST",), r"/auth", Rule(PUBLIC, charged=True)),
+    (_READ, r"/healthz|/widget\.js|/widget/[^/]+|/embed|/docs|/docs/[^/]+|/openapi\.json|/auth|/admin", Rule(PUBLIC)),
+    (("POST",), r"/auth|/admin", Rule(PUBLIC, charged=True)),
     # The HTTP API; other paths under /api/ get the API's own 404 and 405 answers.
     (("POST",), r"/api/ask|/api/ask/stream|/api/feedback", Rule(CLIENT, charged=True)),
     (("POST",), r"/api/token", Rule(KEY, charged=True)),
+    (("POST",), r"/api/articles", Rule(ADMIN, charged=True)),
     (_ANY, r"/api/.*", Rule(CLIENT)),
     # The chat (Gradio), and only the routes its page uses: no uploads, files, API info or calls.
     (_READ, r"/|/config/?|/theme\.css|/gradio_api/theme\.css|/favicon\.ico|/assets/.+|/static/.+", Rule(CLIENT)),
     (_READ, r"/gradio_api/heartbeat/[^/]+|/gradio_api/queue/data", Rule(CLIENT)),
     (("POST",), r"/gradio_api/queue/join", Rule(CLIENT, charged=True)),  # a question or a rating
     (("POST",), r"/gradio_api/run/predict|/gradio_api/cancel|/gradio_api/reset", Rule(CLIENT)),
+    # The file of the chat's "Thêm bài viết" panel: editors only; for anyone else it does not exist.
+    (("POST",), r"/gradio_api/upload", Rule(ADMIN, hidden=True)),
+    (_READ, r"/gradio_api/upload_progress", Rule(ADMIN, hidden=True)),
 )
 _COMPILED_RULES = tuple((methods, re.compile(pattern), rule) for methods, pattern, rule in ROUTE_RULES)
 
@@ -272,16 +282,20 @@ class Gate:
     """ASGI middleware in front of every route: the one place where the rules of
     :data:`ROUTE_RULES` are applied, in this order: the ``Host`` header is allowed; a request
     that changes something does not come from a page of another origin; the route is open
-    (else 404); the body is within :data:`MAX_BODY_BYTES` by its Content-Length (else 413); a
+    (else 404); an editors' route (``admin``) has ``RAG_ADMIN_KEY`` or the editors' session cookie
+    (else 401/403, or 404 for a hidden one); the body is within :data:`MAX_BODY_BYTES` (editors'
+    routes: ``RAG_UPLOAD_MAX_BYTES`` + 64 KiB) by its Content-Length (else 413); a
     wrong key or token takes a unit of the client's rate limit (429 once it is spent); the key, a
     token or the session cookie is there when ``RAG_API_KEY`` is set (else 401, or the key form
     for the chat page); a charged route takes a unit (else 429); then the body is read, at most
-    :data:`MAX_BODY_BYTES` (else 413), and handed on. Every response gets ``nosniff`` and
+    that limit (else 413), and handed on. Every response gets ``nosniff`` and
     ``frame-ancestors``."""
 
     def __init__(self, app, settings: Settings, limiter: RateLimiter, origins: tuple[str, ...]) -> None:
         self.app, self.limiter, self.origins = app, limiter, origins
         self.key, self.ttl = settings.api_key, settings.token_ttl
+        self.admin_key = settings.admin_key
+        self.admin_limit = settings.upload_max_bytes + MAX_BODY_BYTES  # the file and the form around it
         self.hosts = parse_hosts(settings.allowed_hosts, settings.host)
         self.proxies = parse_proxies(settings.trusted_proxies)
         self.frame = frame_ancestors(origins).encode()
@@ -306,13 +320,12 @@ class Gate:
             passed = self.check(scope, headers)
         except Refusal as refusal:
             return await self.refuse(scope, headers, refusal, send_with_headers)
-        if passed is not True:  # the gate's own answer (the session cookie from ?token=)
+        if callable(passed):  # the gate's own answer (the session cookie from ?token=)
             return await passed(send_with_headers)
-        body = await _read_body(receive, MAX_BODY_BYTES)
+        limit = passed
+        body = await _read_body(receive, limit)
         if body is None:
-            return await self.refuse(scope, headers, Refusal(
-                413, "request_too_large", f"The request body is over {MAX_BODY_BYTES // 1024} KiB.",
-                f"Yêu cầu quá lớn: tối đa {MAX_BODY_BYTES // 1024} KiB."), send_with_headers)
+            return await self.refuse(scope, headers, _too_large(limit), send_with_headers)
         if body is _DISCONNECTED:
             return None
         return await self.app(scope, _replay(body, receive), send_with_headers)
@@ -322,7 +335,8 @@ class Gate:
         return client_of(peer, headers.get("x-forwarded-for", ""), self.proxies)
 
     def check(self, scope, headers: dict[str, str]):
-        """True when the request may go on; raises :class:`Refusal` otherwise."""
+        """The body limit of a request that may go on (or the gate's own answer, a callable);
+        raises :class:`Refusal` otherwise."""
         method, path = scope["method"], scope["path"]
         host, origin = headers.get("host", ""), headers.get("origin", "")
         if not host_allowed(host, self.hosts):
@@ -332,28 +346,50 @@ class Gate:
             raise Refusal(403, "origin_not_allowed", f"Requests from {origin} are not allowed: add it to "
                           "RAG_ALLOWED_ORIGINS.", "Trang này không được phép gửi yêu cầu tới máy chủ.")
         if method == "OPTIONS" and "access-control-request-method" in headers:
-            return True  # a CORS preflight: answered by the CORS middleware, with headers only
+            return MAX_BODY_BYTES  # a CORS preflight: answered by the CORS middleware, with headers only
         rule = route_rule(method, path)
         if rule.access == REFUSED:
             raise Refusal(404, "not_found", f"No route {method} {path}.", "Không có trang này.")
-        length = headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            raise Refusal(413, "request_too_large", f"The request body is over {MAX_BODY_BYTES // 1024} KiB.",
-                          f"Yêu cầu quá lớn: tối đa {MAX_BODY_BYTES // 1024} KiB.")
         client = self.client(scope, headers)
         now = time.time()
+        # An editor: RAG_ADMIN_KEY (on the admin routes) or the editors' session cookie (anywhere).
+        admin_credential = (bearer(headers.get("authorization", "")) if rule.access == ADMIN else "") \
+            or _cookie(headers, ADMIN_COOKIE)
+        admin = credential_kind(admin_credential, self.admin_key, now, self.ttl) if self.admin_key else "none"
+        editor = admin in ("key", "token")
+        if rule.access == ADMIN and not editor:
+            self.refuse_admin(rule, admin, client, method, path)
+        limit = self.admin_limit if rule.access == ADMIN else MAX_BODY_BYTES
+        length = headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > limit:
+            raise _too_large(limit)
         query_token = _query_token(scope) if path == "/" and method in _READ else ""
         credential = bearer(headers.get("authorization", "")) or query_token or _cookie(headers, SESSION_COOKIE)
-        kind = credential_kind(credential, self.key, now, self.ttl) if self.key else "none"
+        kind = credential_kind(credential, self.key, now, self.ttl) if self.key and not editor else "none"
         if kind == "wrong":  # guessing keys costs like asking
             self.charge(client)
-        if self.key and rule.access != PUBLIC and not (kind == "key" or (kind == "token" and rule.access == CLIENT)):
+        if self.key and not editor and rule.access != PUBLIC and not (
+                kind == "key" or (kind == "token" and rule.access == CLIENT)):
             self.refuse_credential(rule, kind, method, path, bool(query_token))
         if rule.charged:
             self.charge(client)
         if query_token and self.key:
             return self.session_redirect(scope, headers, query_token)
-        return True
+        return limit
+
+    def refuse_admin(self, rule: Rule, admin: str, client: str, method: str, path: str) -> None:
+        """An admin route without the admin key or the editors' session cookie."""
+        if admin == "wrong":  # guessing the admin key costs like asking
+            self.charge(client)
+        if rule.hidden:
+            raise Refusal(404, "not_found", f"No route {method} {path}.", "Không có trang này.")
+        if not self.admin_key:
+            raise Refusal(403, "admin_disabled", "Adding articles is turned off on this server: set RAG_ADMIN_KEY "
+                          "to allow it.", "Máy chủ chưa bật chức năng thêm bài viết (RAG_ADMIN_KEY).")
+        if admin == "wrong":
+            raise Refusal(403, "forbidden", "The admin key is wrong.", "Mã quản trị không đúng.")
+        raise Refusal(401, "unauthorized", "This needs 'Authorization: Bearer <RAG_ADMIN_KEY>'.",
+                      "Cần đăng nhập quản trị tại /admin.", {"WWW-Authenticate": "Bearer"})
 
     def refuse_credential(self, rule: Rule, kind: str, method: str, path: str, in_query: bool) -> None:
         if in_query:
@@ -400,12 +436,12 @@ class Gate:
         if origin and ("*" in self.origins or origin.lower() in self.origins):
             head += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
         path = scope.get("path", "")
-        if path in ("/", "/auth") and refusal.status in (401, 429):  # a person at the key form
+        if path in ("/", "/auth", "/admin") and refusal.status in (401, 429):  # a person at a key form
             from . import ui
 
             message = ui.KEY_RATE_LIMITED.format(seconds=refusal.headers.get("Retry-After", "60")) \
                 if refusal.code == "rate_limited" else refusal.detail
-            body = ui.key_page(message).encode("utf-8")
+            body = ui.key_page(message, admin=path == "/admin").encode("utf-8")
             head += [(b"content-type", b"text/html; charset=utf-8"), (b"content-security-policy", KEY_PAGE_CSP)]
         else:
             content = {"error": refusal.code, "message": refusal.message}
@@ -424,10 +460,26 @@ KEY_PAGE_CSP = (b"default-src 'none'; style-src 'unsafe-inline'; img-src data:; 
                 b"base-uri 'none'; frame-ancestors 'none'")
 
 
-def session_cookie(token: str, secure: bool = False) -> str:
-    """The chat's session: the signed token, out of reach of scripts (HttpOnly), never sent with
-    requests from other sites (SameSite=Strict), gone when the browser closes."""
-    return f"{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict" + ("; Secure" if secure else "")
+def session_cookie(token: str, secure: bool = False, name: str = SESSION_COOKIE) -> str:
+    """The chat's session (or, named :data:`ADMIN_COOKIE`, the editors'): the signed token, out of
+    reach of scripts (HttpOnly), never sent with requests from other sites (SameSite=Strict), gone
+    when the browser closes."""
+    return f"{name}={token}; Path=/; HttpOnly; SameSite=Strict" + ("; Secure" if secure else "")
+
+
+def is_editor(cookie_header: str, settings: Settings, now: float | None = None) -> bool:
+    """Whether a request's ``Cookie`` header holds a valid editors' session (a token signed with
+    ``RAG_ADMIN_KEY``); always False when it is unset."""
+    if not settings.admin_key:
+        return False
+    token = _cookie({"cookie": cookie_header or ""}, ADMIN_COOKIE)
+    return credential_kind(token, settings.admin_key, time.time() if now is None else now,
+                           settings.token_ttl) in ("key", "token")
+
+
+def _too_large(limit: int) -> Refusal:
+    shown = f"{limit // 1024} KiB" if limit < 1024 * 1024 else f"{limit / 1_000_000:.1f} MB"
+    return Refusal(413, "request_too_large", f"The request body is over {shown}.", f"Yêu cầu quá lớn: tối đa {shown}.")
 
 
 def _key_form_message(reason: str) -> str:

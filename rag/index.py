@@ -440,12 +440,32 @@ def _check_embedder(manifest: dict, embeddings, store: Path) -> None:
             f"Run `rag ingest --rebuild` to re-embed the corpus with the configured embedder.")
 
 
+def corpus_reader(settings: Settings, store: "Store", old: dict | None):
+    """``(files key, files remembered, known)``: what the last ingest remembered of the corpus
+    files it read, and the ``known`` callback of :func:`rag.corpus.load_corpus` that recognises
+    a file unchanged since then (its articles, failures and keys as they were)."""
+    files_key = f"{PARSER_VERSION}:{settings.max_article_bytes}:{os.path.realpath(settings.corpus_dir)}"
+    known_files = store.known_files(files_key) if old is not None else {}
+    old_articles: dict = old["articles"] if old else {}
+
+    def known(rel: str, mark: list):
+        """A file unchanged since the last ingest: its articles are those indexed then."""
+        entry = known_files.get(rel)
+        if entry is None or entry["stat"] != mark or not all(d in old_articles for d in entry["articles"]) \
+                or "keys" not in entry:
+            return None
+        return entry["articles"], [LoadFailure(*failure) for failure in entry["failures"]], entry["keys"]
+
+    return files_key, known_files, known
+
+
 def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty: bool = False,
-           progress: bool = True, log: Callable[[str], None] | None = None) -> IngestReport:
+           progress: bool = True, log: Callable[[str], None] | None = None, locked: bool = False) -> IngestReport:
     """Bring the index in ``settings.store_dir`` in line with ``settings.corpus_dir``.
 
     A corpus without a single article does not empty an index (or build an empty one) unless
-    ``allow_empty``: :class:`EmptyCorpusError`, and the index in place stays as it is."""
+    ``allow_empty``: :class:`EmptyCorpusError`, and the index in place stays as it is. ``locked``:
+    the caller holds the store's ingest lock already (:meth:`Store.lock`; rag.articles)."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.perf_counter()
     store = open_store(settings)
@@ -455,7 +475,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
             f"The index folder {store.root} is read-only for this process: the index cannot be "
             f"{'updated' if store.current() is not None else 'built'}. Run `rag ingest` as a user who may "
             f"write it (an index in place can still be served).")
-    with store.lock(log):
+    with (contextlib.nullcontext() if locked else store.lock(log)):
         current = store.current()
         store.remove_stale(keep=[current])
         old = None if rebuild else store.manifest()
@@ -468,16 +488,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
                 f"Corpus folder not found: {settings.corpus_dir}. Put the articles (.txt, .md, .jsonl, .html, "
                 f".pdf, .docx) there, or point --corpus / RAG_CORPUS_DIR at their folder.")
         checked = time.time_ns()
-        files_key = f"{PARSER_VERSION}:{settings.max_article_bytes}:{os.path.realpath(settings.corpus_dir)}"
-        known_files = store.known_files(files_key) if old is not None else {}
-
-        def known(rel: str, mark: list):
-            """A file unchanged since the last ingest: its articles are those indexed then."""
-            entry = known_files.get(rel)
-            if entry is None or entry["stat"] != mark or not all(d in old_articles for d in entry["articles"]) \
-                    or "keys" not in entry:
-                return None
-            return entry["articles"], [LoadFailure(*failure) for failure in entry["failures"]], entry["keys"]
+        files_key, known_files, known = corpus_reader(settings, store, old)
 
         loaded = load_corpus(settings.corpus_dir, settings.max_article_bytes, known=known)
         report.failed, report.ignored, report.duplicates = loaded.failures, loaded.ignored, loaded.duplicates

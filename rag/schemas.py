@@ -138,15 +138,41 @@ class HealthOut(BaseModel):
     message: str = ""
 
 
+class ArticleOut(BaseModel):
+    status: str = Field(description="added")
+    doc_id: str
+    file: str = Field(description="where the article is kept in the corpus folder")
+    title: str
+    date: str = Field(description="yyyy-mm-dd, or empty")
+    outlet: str
+    author: str
+    url: str
+    passages: int = Field(description="passages indexed")
+    generation: str = Field(description="the index generation now served")
+
+
+ARTICLE_REQUEST = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": ".html, .htm, .pdf, .docx, .txt or .md, at most RAG_UPLOAD_MAX_BYTES"}}}},
+    "application/json": {"schema": {"type": "object", "required": ["url"], "properties": {
+        "url": {"type": "string", "description": "an http(s) news page, fetched as by rag ingest --url"}}}}}}}
+
 class ErrorOut(BaseModel):
     error: str = Field(description="a stable code, e.g. empty_question, rate_limited")
     message: str = Field(description="what went wrong and what to do, in English")
 
 
 ERRORS = {status: {"model": ErrorOut, "description": text} for status, text in {
-    400: "malformed JSON", 401: "API key or token missing, wrong or expired", 403: "origin not allowed",
-    413: "request body too large", 422: "invalid request (empty or too long question, bad filters)",
+    400: "malformed JSON", 401: "API key or token missing, wrong or expired",
+    403: "origin not allowed; for POST /api/articles also a wrong admin key, or RAG_ADMIN_KEY unset",
+    413: "request body too large", 422: "invalid request (empty or too long question, bad filters; an article "
+    "without text, a page that could not be fetched)",
     429: "rate limit reached: see Retry-After", 503: "the index is still loading (Retry-After) or failed; a rating that cannot be stored"}.items()}
+
+ARTICLE_ERRORS = {
+    409: {"model": ErrorOut, "description": "duplicate: the same article is in the corpus already"},
+    415: {"model": ErrorOut, "description": "unsupported_type (file type) or unsupported_media_type (body)"}}
 
 STREAM_DOC = ("Server-sent events: `sources` ({citations}), `delta` ({text}) as the answer is written, then "
               "`final` (the answer object, authoritative: render it in place of the deltas), or `error`.")

@@ -77,6 +77,13 @@ class Settings:
     #: signed with it (``POST /api/token``; the widget's ``data-token``) or the chat's session
     #: cookie (set by its key form). ``RAG_API_KEY``.
     api_key: str = ""
+    #: Key of the editors who add articles from the running service (``POST /api/articles``, the
+    #: chat's "Thêm bài viết" panel, after signing in at ``/admin``). Empty: adding articles
+    #: there is refused. ``RAG_ADMIN_KEY``.
+    admin_key: str = ""
+    #: Largest file (or page) those editors may upload, in bytes; the request around it may be
+    #: 64 KiB larger, and only with the admin key. ``RAG_UPLOAD_MAX_BYTES``.
+    upload_max_bytes: int = 5_000_000
     #: Lifetime of a signed token in seconds, and the longest lifetime accepted. ``RAG_TOKEN_TTL``.
     token_ttl: int = 3600
     #: Questions (and ratings) per minute per client address, across the chat, the widget and the

@@ -8,8 +8,10 @@ intranet: system fonts only (no web fonts), no analytics, no share button, no ru
 """
 # No ``from __future__ import annotations``: Gradio reads the handlers' annotations (gr.SelectData,
 # gr.LikeData) to know what to pass, and gradio is imported inside build_blocks.
+import contextlib
 import html
 import logging
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -45,6 +47,29 @@ KEY_WRONG = "Mã truy cập không đúng. Vui lòng thử lại."
 KEY_EXPIRED = "Phiên làm việc đã hết hạn. Vui lòng nhập lại mã truy cập."
 KEY_TOKEN_WRONG = "Đường dẫn chứa mã không hợp lệ hoặc đã hết hạn. Vui lòng nhập mã truy cập."
 KEY_RATE_LIMITED = "Bạn đã thử quá nhiều lần trong thời gian ngắn. Vui lòng thử lại sau {seconds} giây."
+KEY_FORM = (html.escape(TITLE), "Trang hỏi đáp này cần mã truy cập. Hãy nhập mã do người quản trị cung cấp; trình "
+            "duyệt sẽ ghi nhớ phiên làm việc cho đến khi bạn đóng trình duyệt hoặc phiên hết hạn.",
+            "/auth", "Mã truy cập", "Vào trang hỏi đáp")
+# The editors' sign-in (/admin), with RAG_ADMIN_KEY.
+ADMIN_FORM = ("Đăng nhập biên tập viên", "Nhập mã quản trị để thêm bài viết vào kho từ trang hỏi đáp (khung "
+              "“Thêm bài viết”). Trình duyệt ghi nhớ phiên đăng nhập cho đến khi bạn đóng trình duyệt hoặc "
+              "phiên hết hạn; mã quản trị không được lưu trong trang.",
+              "/admin", "Mã quản trị", "Đăng nhập")
+# The "Thêm bài viết" panel, shown to editors signed in at /admin.
+ADD_TITLE = "Thêm bài viết"
+ADD_HELP = ("Chọn tệp bài báo đã lưu (.html, .htm), PDF, Word (.docx), .txt hoặc .md, hoặc dán đường dẫn bài báo, "
+            "rồi bấm “Thêm vào kho bài viết”. Bài viết được lưu vào kho và trả lời được ngay.")
+ADD_NOTHING = "Hãy chọn một tệp hoặc nhập đường dẫn bài báo."
+ADD_NOT_EDITOR = "Phiên đăng nhập biên tập viên đã hết hạn hoặc chưa đăng nhập. Vui lòng đăng nhập lại tại /admin."
+ADD_FAILED = "Không thêm được bài viết: {reason}"
+ADD_ERROR = "Đã có lỗi khi thêm bài viết. Kho bài viết và chỉ mục không thay đổi."
+# Gradio's own words on the file box, in Vietnamese (Gradio ships no Vietnamese; given for "en"
+# too, the language it falls back to).
+GRADIO_WORDS = {"upload_text.drop_file": "Thả tệp vào đây", "common.or": "hoặc",
+                "upload_text.click_to_upload": "Bấm để chọn tệp", "common.clear": "Xóa", "common.upload": "Tải lên",
+                "file.uploading": "Đang tải lên…", "common.download": "Tải xuống", "common.remove": "Bỏ"}
+ADMIN_WRONG = "Mã quản trị không đúng. Vui lòng thử lại."
+ADMIN_OFF = "Máy chủ chưa bật chức năng thêm bài viết: người vận hành cần đặt RAG_ADMIN_KEY."
 
 CSS = """
 .rag-sources h3 { margin: 0 0 .5rem; font-size: 1.05rem; }
@@ -165,17 +190,28 @@ def turn_at(turns: list[dict], index) -> dict | None:
     return turns[index // 2] if isinstance(index, int) and 0 <= index // 2 < len(turns) else None
 
 
-def key_page(message: str = "") -> str:
+def added_message(added: dict) -> str:
+    """What the panel says once an article is indexed (Markdown; the article's text escaped)."""
+    facts = [markdown_text(added["outlet"]) if added.get("outlet") else "",
+             format_date(added["date"]) if added.get("date") else "chưa rõ ngày đăng",
+             f"tác giả {markdown_text(added['author'])}" if added.get("author") else ""]
+    return (f"Đã thêm bài viết **{markdown_text(added['title'])}** ({', '.join(f for f in facts if f)}): "
+            f"{added['passages']} đoạn đã được đưa vào chỉ mục. Bạn có thể đặt câu hỏi về bài này ngay.")
+
+
+def key_page(message: str = "", admin: bool = False) -> str:
     """The page that asks for the access key once (then the browser keeps a session cookie):
-    no script, system fonts, nothing loaded from elsewhere."""
+    no script, system fonts, nothing loaded from elsewhere. ``admin``: the editors' sign-in
+    (``/admin``, ``RAG_ADMIN_KEY``), which opens the chat with its "Thêm bài viết" panel."""
     error = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
+    heading, intro, action, label, button = ADMIN_FORM if admin else KEY_FORM
     return f"""<!doctype html>
 <html lang="vi">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
-<title>Nhập mã truy cập — {html.escape(TITLE)}</title>
+<title>{label} — {html.escape(TITLE)}</title>
 <style>
 body {{ margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
   font-family: system-ui, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; background: #f3f4f6; color: #111827; }}
@@ -192,14 +228,13 @@ button {{ margin-top: 1rem; width: 100%; padding: .6rem; font: inherit; font-wei
 </head>
 <body>
 <main>
-<h1>{html.escape(TITLE)}</h1>
-<p>Trang hỏi đáp này cần mã truy cập. Hãy nhập mã do người quản trị cung cấp; trình duyệt sẽ ghi nhớ
-phiên làm việc cho đến khi bạn đóng trình duyệt hoặc phiên hết hạn.</p>
+<h1>{heading}</h1>
+<p>{intro}</p>
 {error}
-<form method="post" action="/auth">
-<label for="key">Mã truy cập</label>
+<form method="post" action="{action}">
+<label for="key">{label}</label>
 <input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
-<button type="submit">Vào trang hỏi đáp</button>
+<button type="submit">{button}</button>
 </form>
 </main>
 </body>
@@ -219,6 +254,8 @@ def build_blocks(settings: Settings, service):
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError("The chat needs gradio: pip install 'gradio>=6'") from exc
 
+    from .articles import UPLOAD_SUFFIXES, Refused, check_upload
+    from .gate import is_editor
     from .schemas import MAX_QUESTION_CHARS
     from .feedback import DISLIKE, LIKE, FeedbackStore, FeedbackUnavailable
 
@@ -284,6 +321,38 @@ def build_blocks(settings: Settings, service):
         turn = turn_at(turns, data.index)
         return answer_panel(turn["answer"]) if turn and turn.get("answer") else gr.skip()
 
+    def editor(request) -> bool:
+        return request is not None and is_editor(request.headers.get("cookie", ""), settings)
+
+    def show_adder(request: gr.Request):
+        return gr.update(visible=editor(request))
+
+    def add_article(path, url: str, request: gr.Request):
+        """The panel's article, added by the service; the answer, then the panel emptied."""
+        url = url.strip() if isinstance(url, str) else ""
+        try:
+            if not editor(request):  # the gate lets any chat user join the queue: checked here
+                return ADD_NOT_EDITOR, gr.skip(), gr.skip()
+            if not path and not url:
+                return ADD_NOTHING, gr.skip(), gr.skip()
+            if path:
+                check_upload(os.path.basename(path), os.path.getsize(path), settings)  # before reading it
+                with open(path, "rb") as handle:
+                    data = handle.read()
+                added = service.add_article(os.path.basename(path), data)
+            else:
+                added = service.add_article(url=url)
+        except Refused as refused:
+            return ADD_FAILED.format(reason=markdown_text(refused.detail)), gr.skip(), gr.skip()
+        except Exception:
+            logging.getLogger(__name__).exception("adding an article failed")
+            return ADD_ERROR, gr.skip(), gr.skip()
+        finally:
+            if path:  # Gradio's copy of the upload: the corpus keeps the article
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+        return added_message(added), None, ""
+
     with gr.Blocks(title=TITLE, analytics_enabled=False) as blocks:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
         turns = gr.State([])
@@ -299,6 +368,15 @@ def build_blocks(settings: Settings, service):
                 clear = gr.Button("Xóa cuộc trò chuyện", variant="secondary", size="sm")
             with gr.Column(scale=2):
                 panel = gr.HTML(EMPTY_PANEL, elem_id="sources", js_on_load=None)
+                # Editors only (signed in at /admin): hidden for everyone else, and each use checked.
+                with gr.Accordion(ADD_TITLE, open=True, visible=False, elem_id="add-article") as adder:
+                    gr.Markdown(ADD_HELP)
+                    article_file = gr.File(label="Tệp bài viết", file_types=list(UPLOAD_SUFFIXES), type="filepath",
+                                           elem_id="article-file")
+                    article_url = gr.Textbox(label="Hoặc đường dẫn bài báo", placeholder="https://…",
+                                             elem_id="article-url", max_length=2000)
+                    add_button = gr.Button("Thêm vào kho bài viết", variant="primary", elem_id="add-article-button")
+                    add_result = gr.Markdown(elem_id="add-result")
         outputs = [chatbot, panel, turns, question]
         question.submit(respond, [question, turns], outputs, api_visibility="private", concurrency_limit=4,
                         show_progress="hidden")
@@ -308,6 +386,9 @@ def build_blocks(settings: Settings, service):
         chatbot.select(show_sources, [turns], panel, api_visibility="private", queue=False)
         clear.click(lambda: ([], EMPTY_PANEL, [], ""), None, outputs, api_visibility="private", queue=False)
         chatbot.clear(lambda: (EMPTY_PANEL, []), None, [panel, turns], api_visibility="private", queue=False)
+        add_button.click(add_article, [article_file, article_url], [add_result, article_file, article_url],
+                         api_visibility="private", concurrency_limit=1, show_progress="minimal")
+        blocks.load(show_adder, None, adder, api_visibility="private", queue=False)
     # Queued events (questions, ratings) only through the queue, whose joins the gate counts;
     # never through /gradio_api/run/predict.
     blocks.queue(api_open=False)
@@ -322,4 +403,5 @@ def mount_options() -> dict:
     theme = gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"],
                               font_mono=["ui-monospace", "Consolas", "Menlo", "monospace"])
     return {"theme": theme, "css": CSS, "footer_links": [], "run_history": False, "pwa": False,
-            "mcp_server": False, "ssr_mode": False, "show_error": False, "enable_monitoring": False}
+            "mcp_server": False, "ssr_mode": False, "show_error": False, "enable_monitoring": False,
+            "i18n": gr.I18n(en=GRADIO_WORDS, vi=GRADIO_WORDS)}

@@ -52,6 +52,14 @@ def _work(settings: Settings, tasks, results) -> None:
         try:
             if kind == "refresh":
                 service.refresh()
+            elif kind == "add":
+                from .articles import Refused
+
+                try:
+                    results.put((task_id, "event", ("added", service.add_article(*payload))))
+                except Refused as refused:
+                    results.put((task_id, "event", ("refused", (refused.status, refused.code, refused.message,
+                                                                refused.detail))))
             else:
                 question, history, filters = payload
                 with service.lease() as live:
@@ -138,6 +146,27 @@ class WorkerService:
         """One worker brings the index up to date with the corpus; the others answer meanwhile."""
         for _ in self._submit("refresh", None):
             pass
+
+    def add_article(self, filename: str = "", data: bytes = b"", url: str = "") -> dict:
+        """One worker adds the article (rag.api.Service.add_article); this returns once every
+        worker serves the new generation (each switches within a second on its own)."""
+        import time
+
+        from .articles import Refused
+
+        outcome = None
+        for event in self._submit("add", (filename, data, url)):
+            outcome = event
+        if outcome is None:
+            raise RuntimeError("no worker added the article")
+        kind, value = outcome
+        if kind == "refused":
+            raise Refused(*value)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+                info.get("generation", "") < value["generation"] for info in list(self._infos.values())):
+            time.sleep(0.1)
+        return value
 
     def watch(self) -> None:
         """Each worker watches the store itself."""

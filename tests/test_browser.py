@@ -366,3 +366,77 @@ def test_widget_notes_when_the_llms_answer_was_replaced(tmp_path_factory, seed_s
             assert answer.locator(".note").inner_text().startswith(note)
             assert "2000 tấn gạo" in answer.inner_text() and "Bài báo:" not in answer.inner_text()
     demo.close()
+
+
+# --------------------------------------------------------------------------- adding articles
+
+
+def test_an_editor_adds_a_saved_page_in_the_panel_then_the_chat_answers_from_it(tmp_path_factory, seed_store, e5,
+                                                                                 context, tmp_path):
+    """RAG_ADMIN_KEY set: the "Thêm bài viết" panel is hidden from users; an editor signs in at
+    /admin (the key becomes an HttpOnly session cookie, never part of a page), uploads a saved
+    news page, sees what was indexed, and the chat answers from it with its source card."""
+    from documents import news_page
+    from servers import LiveServer, seed_settings
+
+    from rag.api import Service
+
+    admin_key = "editors-k3y"
+    settings = seed_settings(tmp_path_factory.mktemp("browser-articles"), seed_store, rate_limit=0,
+                             admin_key=admin_key, upload_max_bytes=200_000)
+    service = Service(settings)
+    service.load(embeddings=e5)
+    title = "Hà Nội và Seoul hợp tác về đường sắt đô thị"
+    saved = tmp_path / "Hà Nội - Seoul.html"
+    saved.write_bytes(news_page(title, [
+        "Sáng 5/9, đoàn đại biểu Thành phố Hà Nội do Chủ tịch UBND thành phố dẫn đầu đã làm việc với lãnh đạo "
+        "Thành phố Seoul của Hàn Quốc.",
+        "Hai bên ký thỏa thuận hợp tác phát triển đường sắt đô thị, theo đó Seoul cử 45 chuyên gia sang hỗ trợ "
+        "Hà Nội vận hành tuyến metro số 3.",
+        "Lãnh đạo Seoul khẳng định sẵn sàng chia sẻ kinh nghiệm quản lý giao thông công cộng với Thủ đô Hà Nội."],
+        url="https://hanoimoi.vn/ha-noi-seoul-duong-sat-do-thi-123.html", published="2023-09-05",
+        author="Minh Châu", site="Hà Nội Mới"))
+    try:
+        with LiveServer(settings, service) as server:
+            page = context.new_page()
+            page.set_default_timeout(120_000)  # indexing on a busy machine: waits are generous, never slept
+            page.goto(server.url + "/")
+            page.locator("#question textarea").wait_for()
+            assert page.locator("#add-article").count() == 0 or not page.locator("#add-article").is_visible()
+            assert page.get_by_text("Thêm bài viết").count() == 0 or not page.get_by_text("Thêm bài viết").first.is_visible()
+
+            page.goto(server.url + "/admin")
+            assert page.locator("h1").inner_text() == "Đăng nhập biên tập viên"
+            page.locator("#key").fill("wrong")
+            page.locator("button[type=submit]").click()
+            assert "Mã quản trị không đúng" in page.locator(".error").inner_text()
+            page.locator("#key").fill(admin_key)
+            page.locator("button[type=submit]").click()
+            page.wait_for_url(server.url + "/")
+            (cookie,) = [c for c in context.cookies() if c["name"] == "rag_admin"]
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and admin_key not in cookie["value"]
+
+            panel = page.locator("#add-article")
+            panel.wait_for(state="visible")
+            assert "Thêm bài viết" in panel.inner_text() and "Thả tệp vào đây" in panel.inner_text()
+            assert "Drop File" not in panel.inner_text()
+            page.locator("#article-file input[type=file]").set_input_files(str(saved))
+            page.locator("#article-file").get_by_text("Hà Nội - Seoul.html").wait_for()
+            page.locator("#add-article-button").click()
+            page.wait_for_function("() => document.querySelector('#add-result').innerText.includes('Đã thêm bài viết')",
+                                   timeout=300_000)
+            result = page.locator("#add-result").inner_text()
+            assert title in result and "Hà Nội Mới" in result and "05/09/2023" in result and "đoạn" in result
+            assert len(list(settings.corpus_dir.glob("uploads/ha-noi-seoul-*.html"))) == 1
+            screenshot(page, "add-article.png")
+
+            answer = ask_chat(page, "Seoul cử bao nhiêu chuyên gia sang hỗ trợ Hà Nội?")
+            assert "45 chuyên gia" in answer.inner_text() and "[1]" in answer.inner_text()
+            source = page.locator("#sources .rag-source").first
+            assert source.locator("a").inner_text() == title
+            assert source.locator("a").get_attribute("href") == "https://hanoimoi.vn/ha-noi-seoul-duong-sat-do-thi-123.html"
+            assert "Hà Nội Mới" in source.inner_text() and "05/09/2023" in source.inner_text()
+            assert admin_key not in page.content()
+            assert origins_of(context.requested) == {server.url}
+    finally:
+        service.close()

@@ -64,7 +64,8 @@ def test_credentials_are_told_apart():
 
 
 def test_routes_not_listed_are_refused():
-    assert route_rule("POST", "/gradio_api/upload").access == "refused"
+    assert route_rule("POST", "/gradio_api/upload").hidden  # editors only: 404 for anyone else
+    assert route_rule("PUT", "/gradio_api/upload").access == "refused"
     assert route_rule("GET", "/gradio_api/file=/etc/passwd").access == "refused"
     assert route_rule("POST", "/gradio_api/call/respond").access == "refused"
     assert route_rule("GET", "/gradio_api/info").access == "refused"
@@ -294,7 +295,9 @@ def test_finding_9_requests_for_other_host_names_are_refused(service):
 # A route added here must be added to rag.gate.ROUTE_RULES as public too, and the other way round.
 PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/widget.js"), ("GET", "/widget/{name}"), ("GET", "/embed"),
                  ("GET", "/docs"), ("GET", "/docs/{name}"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json"),
-                 ("GET", "/auth"), ("POST", "/auth")}
+                 ("GET", "/auth"), ("POST", "/auth"), ("GET", "/admin"), ("POST", "/admin")}
+# The app's routes for editors (RAG_ADMIN_KEY): refused without it (unset here: 403 admin_disabled).
+ADMIN_ROUTES = {("POST", "/api/articles")}
 # Gradio's routes the chat's page uses (tests/test_browser.py drives it); the rest must be closed.
 CHAT_ROUTES = {("GET", "/"), ("HEAD", "/"), ("GET", "/config"), ("GET", "/config/"), ("GET", "/theme.css"),
                ("GET", "/gradio_api/theme.css"), ("GET", "/favicon.ico"), ("GET", "/assets/{path:path}"),
@@ -344,16 +347,19 @@ def walk_violations(server) -> list[str]:
     violations = []
     routes = route_table(server.app)
     own = {(m, p) for m, p, gradio in routes if not gradio}
-    unlisted = own - PUBLIC_ROUTES - API_ROUTES
+    unlisted = own - PUBLIC_ROUTES - API_ROUTES - ADMIN_ROUTES
     violations += [f"{m} {p}: a route of the app that this test does not know: classify it" for m, p in unlisted]
     for method, template, gradio in routes:
         path, route = concrete(template), (method, template)
         expected = ("public" if route in PUBLIC_ROUTES else "guarded" if route in API_ROUTES | CHAT_ROUTES
-                    else "refused")
+                    else "admin" if route in ADMIN_ROUTES else "refused")
         status, headers, _ = http(server.url, method, path, b"{}" if method != "GET" and method != "HEAD" else None,
                                   {"Content-Type": "application/json"})
         if expected == "guarded" and status not in (401, 303):
             violations.append(f"{method} {template}: {status} without the key")
+        if expected == "admin" and (status not in (401, 403) or http(server.url, method, path, b"{}", {
+                "Content-Type": "application/json", **BEARER})[0] not in (401, 403)):
+            violations.append(f"{method} {template}: {status} without the admin key")
         if expected == "refused" and status != 404:
             violations.append(f"{method} {template}: {status}, not refused")
         if expected == "public" and (status == 404 or status >= 500):
@@ -365,7 +371,7 @@ def walk_violations(server) -> list[str]:
             violations.append(f"{method} {template}: {status} for Host: evil.test")
         if method in ("POST", "PUT", "PATCH", "DELETE") and expected != "refused":
             status = http(server.url, method, path, None, {**BEARER, "Content-Length": str(65 * 1024)})[0]
-            if status != 413:
+            if status != 413 and not (expected == "admin" and status in (401, 403)):
                 violations.append(f"{method} {template}: {status} for a 65 KiB body")
     return violations
 
@@ -392,7 +398,7 @@ def test_the_walk_catches_a_route_that_skips_the_gate(service, monkeypatch):
 
     import rag.gate as gate
 
-    opened = gate._COMPILED_RULES + ((("GET", "POST"), __import__("re").compile(r"/leak|/gradio_api/upload"),
+    opened = gate._COMPILED_RULES + ((("GET", "POST"), __import__("re").compile(r"/leak|/gradio_api/info"),
                                        gate.Rule(gate.PUBLIC)),)
     monkeypatch.setattr(gate, "_COMPILED_RULES", opened)
     with LiveServer(service.settings.with_(api_key=KEY), service) as server:
@@ -402,4 +408,49 @@ def test_the_walk_catches_a_route_that_skips_the_gate(service, monkeypatch):
         server.app.router.routes.insert(0, server.app.router.routes.pop())  # before the chat's mount at /
         violations = walk_violations(server)
     assert any(v.startswith("GET /leak: a route of the app that this test does not know") for v in violations)
-    assert any(v.startswith("POST /gradio_api/upload:") and "not refused" in v for v in violations)
+    assert any(v.startswith("GET /gradio_api/info:") and "not refused" in v for v in violations)
+
+
+ADMIN_KEY = "editors-key"
+
+
+@pytest.mark.slow
+def test_the_upload_routes_open_to_editors_only_with_their_larger_body_limit(service):
+    """RAG_ADMIN_KEY set: Gradio's upload route exists for editors only (404 for anyone else,
+    the API key included), and editors alone may send bodies past 64 KiB, up to
+    RAG_UPLOAD_MAX_BYTES + 64 KiB; the editors' session cookie (from /admin) counts as the key."""
+    from servers import http
+
+    boundary = "rag-test-boundary"
+
+    def form(size: int) -> bytes:
+        return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.html\"\r\n"
+                f"Content-Type: text/html\r\n\r\n").encode() + b"a" * size + f"\r\n--{boundary}--\r\n".encode()
+
+    multipart = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    with served(service, api_key=KEY, admin_key=ADMIN_KEY, upload_max_bytes=200_000) as server:
+        for headers in ({}, BEARER, {"Authorization": "Bearer wrong"}, {"Cookie": "rag_admin=v1.1.x"}):
+            assert http(server.url, "POST", "/gradio_api/upload", form(1024), {**multipart, **headers})[0] == 404
+        status, headers, body = http(server.url, "POST", "/admin", b"key=wrong",
+                                     {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 401 and "set-cookie" not in headers and "Mã quản trị không đúng" in body.decode()
+        status, headers, _ = http(server.url, "POST", "/admin", f"key={ADMIN_KEY}".encode(),
+                                  {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 303 and headers["location"] == "/"
+        cookie = headers["set-cookie"].split(";")[0]
+        assert cookie.startswith("rag_admin=v1.") and ADMIN_KEY not in headers["set-cookie"]
+        assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+        editor = {"Cookie": cookie}
+        status, _, body = http(server.url, "POST", "/gradio_api/upload", form(150_000), {**multipart, **editor})
+        assert status == 200 and json.loads(body)[0].endswith("a.html")  # Gradio's own answer: the stored path
+        status, _, body = http(server.url, "POST", "/gradio_api/upload", None,
+                               {**multipart, **editor, "Content-Length": str(200_000 + 65 * 1024)})
+        assert status == 413
+        # The cookie is a session for the chat too (it needs no API key beside it); nothing else widens.
+        assert http(server.url, "GET", "/", headers=editor)[0] == 200
+        assert http(server.url, "POST", "/api/ask", b"x" * (65 * 1024),
+                    {"Content-Type": "application/json", **editor})[0] == 413
+        # The chat page never holds the admin key, for editors or anyone else.
+        for headers in (editor, BEARER):
+            page = http(server.url, "GET", "/", headers=headers)[2] + http(server.url, "GET", "/config", headers=headers)[2]
+            assert ADMIN_KEY.encode() not in page

@@ -38,3 +38,12 @@ def test_llm_bounds_have_defaults_and_take_seconds_as_decimals():
             Settings.load(environ={"RAG_LLM_DEADLINE": bad})
     with pytest.raises(SystemExit, match="RAG_LLM_MAX_TOKENS"):
         Settings.load(environ={"RAG_LLM_MAX_TOKENS": "0"})
+
+
+def test_adding_articles_is_off_by_default_and_its_key_is_never_shown():
+    assert (Settings.load(environ={}).admin_key, Settings.load(environ={}).upload_max_bytes) == ("", 5_000_000)
+    settings = Settings.load(environ={"RAG_ADMIN_KEY": "editors-secret", "RAG_UPLOAD_MAX_BYTES": "200000"})
+    assert (settings.admin_key, settings.upload_max_bytes) == ("editors-secret", 200_000)
+    assert "editors-secret" not in repr(settings) and "admin_key=***" in repr(settings)
+    with pytest.raises(SystemExit, match="RAG_UPLOAD_MAX_BYTES"):
+        Settings.load(environ={"RAG_UPLOAD_MAX_BYTES": "0"})
