@@ -62,6 +62,12 @@ def _work(settings: Settings, tasks, results) -> None:
                                                                 refused.detail))))
             else:
                 question, history, filters = payload
+                # A worker that started after an ingest opened the generation before it, and its
+                # watcher may not have switched yet: a question is answered from the live one.
+                try:
+                    service.follow()
+                except Exception as exc:  # the generation in use keeps answering
+                    log.warning("the new index generation could not be opened yet: %s", exc)
                 with service.lease() as live:
                     for event in live.answerer(filters).stream(question, history):
                         results.put((task_id, "event", event))
