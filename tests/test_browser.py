@@ -203,6 +203,9 @@ def open_widget(page):
     page.locator("[data-rag-widget] .bubble").click()
     frame = page.frame_locator("[data-rag-widget] iframe")
     frame.locator("#question").wait_for()
+    # The greeting too: ask_widget counts the bot's messages before asking, and a greeting drawn
+    # after the count was taken for the answer (seen once in CI on a loaded machine).
+    frame.locator(".msg.bot").first.wait_for()
     return frame
 
 
