@@ -282,22 +282,22 @@ class ExtractiveAnswerer:
         yield TextDelta(answer.text)
         yield Final(answer)
 
-    def _article_words(self, hit: Hit) -> tuple[set[str], set[str], set[str]]:
-        """An article's words and adjacent pairs joined, lower-cased; the words it capitalises (all
-        of them in an article without capitals); and their :func:`near_spellings`. Kept for the
-        recent articles: a generation never changes."""
-        key = (str(self.retriever.index.path), hit.doc_id)
-        if key not in self._words:
-            passages = self.retriever.index.article(hit.doc_id)
-            written = words(hit.title + " " + " ".join(p.text for p in passages))
+    def _article_words(self, hits: dict[str, Hit]) -> dict[str, tuple[set[str], set[str], set[str]]]:
+        """For each article (``doc_id -> one of its hits``): its words and adjacent pairs joined,
+        lower-cased; the words it capitalises (all of them in an article without capitals); and
+        their :func:`near_spellings`. Kept for the recent articles: a generation never changes."""
+        path = str(self.retriever.index.path)
+        missing = [doc for doc in hits if (path, doc) not in self._words]
+        for doc, passages in self.retriever.index.articles(missing).items():  # one read for all
+            written = words(hits[doc].title + " " + " ".join(p.text for p in passages))
             tokens = [w.lower() for w in written]
             if len(self._words) >= ARTICLE_CACHE:
                 self._words.pop(next(iter(self._words)))
             vocab = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
             cased = any(w[0].isupper() for w in written)
             names = {w.lower() for w in written if w[0].isupper()} if cased else vocab
-            self._words[key] = vocab, names, near_spellings(names)
-        return self._words[key]
+            self._words[path, doc] = vocab, names, near_spellings(names)
+        return {doc: self._words[path, doc] for doc in hits}
 
     @staticmethod
     def _names(term: str, pairs: list[str], article: tuple[set[str], set[str], set[str]]) -> bool:
@@ -331,7 +331,7 @@ class ExtractiveAnswerer:
         # places and people named. A question naming what no single article holds all of ("…
         # sang Argentina, Peru và … sang Cuba") spans articles: each must hold one of them.
         hits = {c.hit.doc_id: c.hit for c in candidates} if named else {}
-        articles = {doc: self._article_words(hit) for doc, hit in hits.items()}
+        articles = self._article_words(hits)
         lowered = [w.lower() for w in words(question)]
         pairs = {term: [a + b for a, b in zip(lowered, lowered[1:]) if term in (a, b)] for term in named}
         holds = {doc: [self._names(term, pairs[term], article) for term in named] for doc, article in articles.items()}

@@ -61,6 +61,9 @@ _CURRENT = "CURRENT"
 _JOURNAL = ".pending-embeddings.sqlite"
 _SEGMENTS = "segments.json"
 _FILES = ".corpus-files.json"  # the corpus files read by the last ingest, by fingerprint
+#: A segment with at most this many sentences has them searched in memory, exactly: asking Chroma
+#: costs about a millisecond a call however small the segment, and each article added makes one.
+SMALL_SEGMENT = 10_000
 
 
 class StoreError(RuntimeError):
@@ -701,6 +704,30 @@ def _embed_with_journal(sentences: list[tuple[str, str]], embeddings, journal: E
 # --------------------------------------------------------------------------- reading
 
 
+class _SentenceMatrix:
+    """A small segment's sentences in memory: ids, metadata and vectors (unit length)."""
+
+    def __init__(self, sentences) -> None:
+        got = sentences.get(include=["embeddings", "metadatas"])
+        order = sorted(range(len(got["ids"])), key=got["ids"].__getitem__)  # fixed order for equal similarities
+        self.ids = [got["ids"][i] for i in order]
+        self.metas = [got["metadatas"][i] for i in order]
+        self.vectors = np.asarray(got["embeddings"], dtype=np.float32)[order] if order else np.zeros((0, 0), np.float32)
+
+    def nearest(self, vector: np.ndarray, k: int, live) -> list[tuple[str, None, dict, float]]:
+        """The ``k`` live sentences most similar to ``vector``: ``(id, None, metadata, cosine)``."""
+        if not self.ids:
+            return []
+        similarities = self.vectors @ vector
+        rows = []
+        for i in np.argsort(-similarities, kind="stable"):
+            if live(self.metas[i]):
+                rows.append((self.ids[i], None, self.metas[i], float(similarities[i])))
+                if len(rows) == k:
+                    break
+        return rows
+
+
 def _hit(chunk_id: str, text: str, meta: dict, score: float) -> Hit:
     return Hit(chunk_id=chunk_id, doc_id=meta["doc_id"], text=text, title=meta["title"], score=score,
                position=int(meta.get("position", 0)), url=meta.get("url", ""), outlet=meta.get("outlet", ""),
@@ -742,6 +769,8 @@ class VectorIndex:
                 opened = store.open_segment(chroma.parent)
                 passages, sentences = opened.passages, opened.sentences
                 self._segments[name] = (opened, passages, sentences, (passages.count(), sentences.count()))
+            self._small = {name: _SentenceMatrix(segment[2]) for name, segment in self._segments.items()
+                           if segment[3][1] <= SMALL_SEGMENT}
             self.lexical = LexicalIndex([(store.segment_terms(folder, self._segments[name][0]), None)
                                          for name, folder in folders.items()])
         except BaseException:
@@ -781,19 +810,26 @@ class VectorIndex:
     def _live(self, name: str, meta: dict) -> bool:
         return self._home.get(meta.get("doc_id")) == name
 
-    def _query(self, which: int, vector, k: int, where: dict | None) -> list[tuple[str, str, dict, float]]:
+    def _query(self, which: int, vector, k: int, where: dict | None,
+               documents: bool = True) -> list[tuple[str, str | None, dict, float]]:
         """The ``k`` live items of every segment closest to ``vector``, closest first: ``(id,
-        document, metadata, similarity)``. A segment is asked again for more while dead items
-        crowd out live ones."""
+        document, metadata, similarity)``; the document is None unless ``documents``. A segment
+        is asked again for more while dead items crowd out live ones."""
+        include = ["documents", "metadatas", "distances"] if documents else ["metadatas", "distances"]
+        vector = np.asarray(vector, dtype=np.float32)
         found = []
         for name, segment in self._segments.items():
+            if which == 2 and not documents and where is None and name in self._small:
+                found.extend(self._small[name].nearest(vector, k, lambda meta: self._live(name, meta)))
+                continue
             size = segment[3][which - 1]
             n = min(k, size)
             while n > 0:
-                result = segment[which].query(query_embeddings=[vector], n_results=n, where=where,
-                                              include=["documents", "metadatas", "distances"])
+                result = segment[which].query(query_embeddings=vector[None, :], n_results=n, where=where,
+                                              include=include)
+                texts = result["documents"][0] if documents else [None] * len(result["ids"][0])
                 rows = [(i, d, m, 1.0 - float(x)) for i, d, m, x in zip(
-                    result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0])
+                    result["ids"][0], texts, result["metadatas"][0], result["distances"][0])
                     if self._live(name, m)]
                 if len(rows) >= k or n >= size or len(result["ids"][0]) < n:
                     break
@@ -814,10 +850,10 @@ class VectorIndex:
         return [_hit(cid, text, meta, score) for cid, text, meta, score in self._query(1, vector, k, where)]
 
     def sentence_search_vector(self, vector, k: int = 10, where: dict | None = None) -> list[tuple[str, str, float]]:
-        """The sentences closest to a query vector: ``(chunk_id of its passage, sentence, similarity)``."""
+        """The sentences closest to a query vector: ``(chunk_id of its passage, sentence id, similarity)``."""
         if self._sentence_count == 0:
             return []
-        return [(meta["chunk_id"], text, score) for _, text, meta, score in self._query(2, vector, k, where)]
+        return [(meta["chunk_id"], sid, score) for sid, _, meta, score in self._query(2, vector, k, where, False)]
 
     def _by_home(self, ids: list[str], homes: dict[str, str]) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = {}
@@ -851,10 +887,15 @@ class VectorIndex:
     def article(self, doc_id: str) -> list[Hit]:
         """An article's passages in order, fetched by the ids its manifest lists (a lookup by id,
         ten times faster than a metadata filter at 10,000 articles)."""
-        entry = self.manifest["articles"].get(doc_id)
-        if entry is None:
-            return []
-        return sorted(self.get(entry["chunks"]), key=lambda h: h.position)
+        return self.articles([doc_id]).get(doc_id, [])
+
+    def articles(self, doc_ids: list[str]) -> dict[str, list[Hit]]:
+        """The passages of several articles, in order, read at once."""
+        entries = {doc: self.manifest["articles"][doc] for doc in doc_ids if doc in self.manifest["articles"]}
+        found: dict[str, list[Hit]] = {doc: [] for doc in entries}
+        for hit in self.get([cid for entry in entries.values() for cid in entry["chunks"]]):
+            found[hit.doc_id].append(hit)
+        return {doc: sorted(hits, key=lambda h: h.position) for doc, hits in found.items()}
 
     def passages(self, where: dict | None = None) -> list[Hit]:
         """Stored passages (all, or those matching a Chroma ``where``), in article order."""

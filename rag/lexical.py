@@ -56,6 +56,8 @@ _VERSION = "tokens_version"
 #: next ingest (passages and vectors are kept). Counts saved without the file were made by "1".
 TOKENS_VERSION = "1"
 K1, B = 1.5, 0.75
+CACHED_POSTINGS = 10_000  # a token held by this many passages keeps its tf part between queries
+CACHE_POSTINGS = 8_000_000  # up to this many in all (8 bytes each)
 
 
 def tokens(text: str) -> list[str]:
@@ -146,6 +148,13 @@ class LexicalIndex:
         # The length part of BM25's denominator, per passage (dead passages never score).
         self._norms = [np.float32(K1) * (np.float32(1 - B) + np.float32(B) * terms.lengths.astype(np.float32)
                                          / np.float32(average or 1.0)) for terms, _ in self._parts]
+        # Each token's number of live passages in each part, counted once (a generation never changes).
+        self._live_counts = [_live_counts(terms, live) for terms, live in self._parts]
+        self._offsets = np.cumsum([0] + [len(terms) for terms, _ in self._parts])
+        # Token -> (passages, tf part of BM25) over all parts, for the tokens with the longest
+        # postings (common syllables: most of a query's cost), oldest dropped first.
+        self._impacts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._cached = 0
         self._exact: frozenset[str] | None = None
         self._near: frozenset[str] | None = None
 
@@ -167,18 +176,15 @@ class LexicalIndex:
 
     def _frequency(self, token: str) -> int:
         """In how many live passages ``token`` occurs."""
-        return sum(int(live[terms.postings(token)[0]].sum()) for terms, live in self._parts)
+        return sum(int(counts[terms.column[token]]) for (terms, _), counts in zip(self._parts, self._live_counts)
+                   if token in terms.column)
 
     def exact_words(self) -> frozenset[str]:
         """Every syllable of the live passages as written, lower-cased (built on first use)."""
         if self._exact is None:
-            found = set()
-            for terms, live in self._parts:
-                marked = [j for j, t in enumerate(terms.vocab) if t.startswith("~")]
-                counts = np.add.reduceat(live[terms.docs].astype(np.int64), terms.indptr[:-1]) if len(terms.docs) else []
-                sizes = np.diff(terms.indptr)
-                found.update(terms.vocab[j][1:] for j in marked if sizes[j] and counts[j])
-            self._exact = frozenset(found)
+            self._exact = frozenset(token[1:] for (terms, _), counts in zip(self._parts, self._live_counts)
+                                    for token, count in zip(terms.vocab, counts.tolist())
+                                    if count and token.startswith("~"))
         return self._exact
 
     def near_words(self) -> frozenset[str]:
@@ -197,20 +203,38 @@ class LexicalIndex:
         """Whether a word occurs anywhere in the index, as written (any case)."""
         return self._frequency(f"~{word.lower()}") > 0
 
+    def _impact(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live passages holding ``token`` (positions in :attr:`chunk_ids`) and the tf part
+        of their BM25 score, ``tf / (tf + k1 (1 - b + b len / avg))``."""
+        found = self._impacts.get(token)
+        if found is not None:
+            return found
+        docs, impacts = [], []
+        for (terms, live), norms, offset in zip(self._parts, self._norms, self._offsets):
+            held, tfs = terms.postings(token)
+            keep = live[held]
+            held, tfs = held[keep], tfs[keep]
+            docs.append(held.astype(np.int64) + offset)
+            impacts.append(tfs / (norms[held] + tfs))
+        found = (np.concatenate(docs), np.concatenate(impacts))
+        if len(found[0]) >= CACHED_POSTINGS:
+            while self._impacts and self._cached + len(found[0]) > CACHE_POSTINGS:
+                self._cached -= len(self._impacts.pop(next(iter(self._impacts)))[0])
+            self._impacts[token] = found
+            self._cached += len(found[0])
+        return found
+
     def scores(self, query: str) -> np.ndarray:
         """The BM25 score of every passage (in :attr:`chunk_ids` order; 0 for dead ones)."""
-        parts = [np.zeros(len(terms), dtype=np.float32) for terms, _ in self._parts]
+        scores = np.zeros(len(self.chunk_ids), dtype=np.float32)
         for token, repeats in Counter(tokens(query)).items():
-            postings = [terms.postings(token) for terms, _ in self._parts]
-            frequency = sum(int(live[docs].sum()) for (_, live), (docs, _) in zip(self._parts, postings))
+            frequency = self._frequency(token)
             if not frequency:
                 continue
             idf = np.float32(math.log(1 + (self.size - frequency + 0.5) / (frequency + 0.5)))
-            for scores, norms, (docs, tfs) in zip(parts, self._norms, postings):
-                scores[docs] += np.float32(repeats) * idf * (tfs / (norms[docs] + tfs))
-        for scores, (_, live) in zip(parts, self._parts):
-            scores[~live] = 0.0
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            docs, impacts = self._impact(token)
+            scores[docs] += np.float32(repeats) * idf * impacts
+        return scores
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """``(chunk_id, bm25 score)`` best first; only live passages sharing a term with the query
@@ -222,6 +246,15 @@ class LexicalIndex:
             scores = np.where([cid in allowed for cid in self.chunk_ids], scores, 0.0)
         matching = np.flatnonzero(scores > 0)  # index order
         return [(self.chunk_ids[i], float(scores[i])) for i in matching[best_first(scores[matching], k)]]
+
+
+def _live_counts(terms: SegmentTerms, live: np.ndarray) -> np.ndarray:
+    """How many live passages hold each token of ``terms.vocab``."""
+    if not len(terms.docs):
+        return np.zeros(len(terms.vocab), np.int64)
+    starts = np.minimum(terms.indptr[:-1], len(terms.docs) - 1)  # reduceat needs starts in range
+    held = np.add.reduceat(live[terms.docs].view(np.uint8), starts, dtype=np.int64)
+    return np.where(np.diff(terms.indptr) > 0, held, 0)
 
 
 def best_first(scores: np.ndarray, k: int) -> np.ndarray:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .index import Hit, VectorIndex
@@ -88,6 +90,19 @@ def fused_order(fused: dict[str, float], rankings: list[list] = ()) -> list[str]
 
 MODES = ("hybrid", "dense", "lexical")
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _in_background(function, *args) -> Future:
+    """Run ``function`` on a thread: BM25 runs while the question is embedded, which holds no
+    lock Python needs (a C call), so a question takes the longer of the two, not their sum."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-bm25")
+    return _pool.submit(function, *args)
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -148,7 +163,9 @@ class Retriever:
         if not query.strip():
             return Retrieval([], None)
         depth = max(self.candidates, k)
-        rankings, vector = [], None
+        rankings, vector, lexical = [], None, None
+        if self.mode in ("hybrid", "lexical"):
+            lexical = _in_background(self._lexical_ranking, query, depth)
         if self.mode in ("hybrid", "dense"):
             vector = self.index.embeddings.embed_query(query)
             # Twice the depth, to see the whole step the last place falls in (the same below).
@@ -159,12 +176,8 @@ class Retriever:
             for cid, _, similarity in matches:
                 best[cid] = max(similarity, best.get(cid, similarity))
             rankings.append(tied_ranks(best.items(), SIMILARITY_STEP))
-        if self.mode in ("hybrid", "lexical"):
-            # An English question meets the Vietnamese passages' words through the glossary.
-            lexical_query = " ".join(query_terms(query)) if is_english(query) else query
-            scores = self.index.lexical_search(lexical_query, k=2 * depth, where=self.where)
-            scores = scores[:cut_at_step([score for _, score in scores], depth, BM25_STEP)]
-            rankings.append(tied_ranks(scores, BM25_STEP))
+        if lexical is not None:
+            rankings.append(lexical.result())
         fused = reciprocal_rank_fusion(rankings)
         ranked = fused_order(fused, rankings)[:3 * k]  # room to drop duplicates
         hits, kept = [], []
@@ -177,3 +190,10 @@ class Retriever:
             if len(hits) == k:
                 break
         return Retrieval(hits, vector)
+
+    def _lexical_ranking(self, query: str, depth: int) -> list[tuple[str, int]]:
+        # An English question meets the Vietnamese passages' words through the glossary.
+        lexical_query = " ".join(query_terms(query)) if is_english(query) else query
+        scores = self.index.lexical_search(lexical_query, k=2 * depth, where=self.where)
+        scores = scores[:cut_at_step([score for _, score in scores], depth, BM25_STEP)]
+        return tied_ranks(scores, BM25_STEP)

@@ -33,8 +33,15 @@ def test_merging_follows_the_logarithmic_method():
     assert to_merge([100, 40], 30) == 2
 
 
-def test_bm25_over_segments_with_dead_passages_equals_bm25_over_the_live_ones():
+@pytest.mark.parametrize("cached", [False, True])
+def test_bm25_over_segments_with_dead_passages_equals_bm25_over_the_live_ones(cached, monkeypatch):
     import bm25s
+
+    from rag import lexical
+
+    if cached:  # every token's tf part kept between queries, two postings at most: evictions too
+        monkeypatch.setattr(lexical, "CACHED_POSTINGS", 1)
+        monkeypatch.setattr(lexical, "CACHE_POSTINGS", 2)
 
     first = ["Hà Nội tặng 2000 tấn gạo cho La Habana.", "Hà Nội tăng cường hợp tác với La Habana.", "Đoàn tới Peru."]
     second = ["Tại Peru, đoàn làm việc với Arturo Ayala.", "Hà Nội tặng Viêng Chăn máy tính, máy tính bảng."]
@@ -43,9 +50,10 @@ def test_bm25_over_segments_with_dead_passages_equals_bm25_over_the_live_ones():
     live = {"a": first[0], "c": first[2], "d": second[0], "e": second[1]}
     reference = bm25s.BM25()
     reference.index([tokens(t) for t in live.values()], show_progress=False)
-    for query in ("ha noi tang", "Peru Peru", "hợp tác La Habana", "máy tính", "Viêng Chăn"):
+    for query in ("ha noi tang", "Peru Peru", "hợp tác La Habana", "máy tính", "Viêng Chăn") * 2:
         expected = {cid: float(x) for cid, x in zip(live, reference.get_scores(tokens(query))) if x > 0}
         assert dict(index.search(query, k=5)) == pytest.approx(expected, rel=1e-5)
+    assert index._cached <= (2 if cached else 0) and bool(index._impacts) == cached
     assert index.knows("Peru") and not index.knows("cường") and "arturo" in index.exact_words()
 
 
@@ -77,6 +85,38 @@ def test_an_added_article_is_a_segment_of_its_own_and_nothing_published_changes(
             expected = [(h.chunk_id, h.doc_id) for h in index.search(question, k=4)] + index.lexical_search(question, k=4)
             assert found[:4] == expected[:4]
             assert dict(found[4:]) == pytest.approx(dict(expected[4:]), rel=1e-5)
+    finally:
+        index.close()
+
+
+def test_small_segments_are_searched_in_memory_as_chroma_searches_them(indexed, corpus, e5, monkeypatch):
+    from rag import index as index_module
+
+    (corpus / f"{LAO}.txt").write_text(LAO_TEXT, encoding="utf-8")
+    monkeypatch.setattr("rag.index.to_merge", lambda sizes, new: 0)  # three segments, one with dead rows
+    ingest(indexed, e5, **QUIET)
+    cuba = corpus / f"{CUBA}.txt"
+    cuba.write_text(cuba.read_text(encoding="utf-8").replace("2000 tấn gạo", "3000 tấn gạo"), encoding="utf-8")
+    ingest(indexed, e5, **QUIET)
+    vectors = [e5.embed_query(q) for q in QUESTIONS + ["Hà Nội tặng La Habana 2000 tấn gạo"]]
+
+    def nearest(small: int) -> list:
+        monkeypatch.setattr(index_module, "SMALL_SEGMENT", small)
+        index = VectorIndex.open(indexed, e5)
+        try:
+            assert len(index._segments) == 3 and len(index._small) == (3 if small else 0)
+            return [index.sentence_search_vector(v, k=12) for v in vectors]
+        finally:
+            index.close()
+
+    in_memory, chroma = nearest(10_000), nearest(0)
+    for mine, theirs in zip(in_memory, chroma):
+        assert [(cid, sid) for cid, sid, _ in mine] == [(cid, sid) for cid, sid, _ in theirs]
+        assert [sim for *_, sim in mine] == pytest.approx([sim for *_, sim in theirs], abs=1e-5)
+    index = VectorIndex.open(indexed, e5)
+    try:  # the dead sentence is found by neither; its live passage is
+        texts = {cid: index.get([cid])[0].text for row in in_memory for cid, _, _ in row}
+        assert any("3000 tấn gạo" in t for t in texts.values()) and not any("2000 tấn" in t for t in texts.values())
     finally:
         index.close()
 
