@@ -287,8 +287,11 @@ class ExtractiveAnswerer:
         lower-cased; the words it capitalises (all of them in an article without capitals); and
         their :func:`near_spellings`. Kept for the recent articles: a generation never changes."""
         path = str(self.retriever.index.path)
-        missing = [doc for doc in hits if (path, doc) not in self._words]
-        for doc, passages in self.retriever.index.articles(missing).items():  # one read for all
+        found = {doc: self._words[path, doc] for doc in hits if (path, doc) in self._words}
+        missing = [doc for doc in hits if doc not in found]
+        read = self.retriever.index.articles(missing)  # one read for all of them
+        for doc in missing:
+            passages = read.get(doc, [])
             written = words(hits[doc].title + " " + " ".join(p.text for p in passages))
             tokens = [w.lower() for w in written]
             if len(self._words) >= ARTICLE_CACHE:
@@ -296,8 +299,8 @@ class ExtractiveAnswerer:
             vocab = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
             cased = any(w[0].isupper() for w in written)
             names = {w.lower() for w in written if w[0].isupper()} if cased else vocab
-            self._words[path, doc] = vocab, names, near_spellings(names)
-        return {doc: self._words[path, doc] for doc in hits}
+            self._words[path, doc] = found[doc] = vocab, names, near_spellings(names)
+        return found
 
     @staticmethod
     def _names(term: str, pairs: list[str], article: tuple[set[str], set[str], set[str]]) -> bool:

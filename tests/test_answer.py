@@ -206,6 +206,20 @@ def test_answers_put_the_fact_first_and_cite_the_passage_holding_it(answerer, qu
     assert set(answer.timings_ms) == {"retrieve", "answer"}
 
 
+def test_the_articles_words_kept_for_few_articles_give_the_same_answers(answerer, monkeypatch):
+    """The named-terms check reads the retrieved articles' words and keeps only the recent ones:
+    with room for one article, questions whose passages come from several give the same answers."""
+    from rag import answer as answer_module
+
+    questions = ["Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?", "Ai dẫn đầu đoàn Hà Nội thăm Argentina và Peru?",
+                 "Hà Nội tặng La Habana bao nhiêu tấn gạo?"]
+    expected = [answerer.answer(q).text for q in questions]
+    monkeypatch.setattr(answer_module, "ARTICLE_CACHE", 1)
+    answerer._words.clear()
+    assert [answerer.answer(q).text for q in questions * 2] == expected * 2
+    assert len(answerer._words) == 1
+
+
 def test_every_citation_points_to_a_retrieved_passage(answerer):
     for question in ("Đoàn gặp ai ở Peru?", "ha noi tang la habana bao nhieu tan gao",
                      "Hai bên thống nhất điều gì về du lịch?"):
