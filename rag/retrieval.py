@@ -9,7 +9,8 @@ BM25 97.4; adding the passage-vector ranking as a third made it worse (96.8-97.1
 
 BM25 runs on a thread while the question is embedded (a C call, which leaves the other core
 free): a question costs the longer of the two, not their sum (at 10,000 articles: about 22 and
-5 ms).
+5 ms). Behind ``rag.live.Serialized`` (the server: one call at a time into the embedder and the
+index) the two still take turns.
 
 Stable across machines: another CPU's arithmetic (AVX-512, another BLAS) moves a cosine similarity
 by up to about 1e-4, and the best sentences' similarities are often closer than that. So both
