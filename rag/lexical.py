@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -155,6 +156,7 @@ class LexicalIndex:
         # postings (common syllables: most of a query's cost), oldest dropped first.
         self._impacts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._cached = 0
+        self._cache_lock = threading.Lock()  # searches run on several threads (rag.retrieval)
         self._exact: frozenset[str] | None = None
         self._near: frozenset[str] | None = None
 
@@ -217,11 +219,13 @@ class LexicalIndex:
             docs.append(held.astype(np.intp) + offset)  # numpy indexes with intp: no cast per query
             impacts.append(tfs / (norms[held] + tfs))
         found = (np.concatenate(docs), np.concatenate(impacts))
-        if len(found[0]) >= CACHED_POSTINGS:
-            while self._impacts and self._cached + len(found[0]) > CACHE_POSTINGS:
-                self._cached -= len(self._impacts.pop(next(iter(self._impacts)))[0])
-            self._impacts[token] = found
-            self._cached += len(found[0])
+        if CACHED_POSTINGS <= len(found[0]) <= CACHE_POSTINGS:
+            with self._cache_lock:
+                if token not in self._impacts:
+                    while self._impacts and self._cached + len(found[0]) > CACHE_POSTINGS:
+                        self._cached -= len(self._impacts.pop(next(iter(self._impacts)))[0])
+                    self._impacts[token] = found
+                    self._cached += len(found[0])
         return found
 
     def scores(self, query: str) -> np.ndarray:

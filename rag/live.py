@@ -27,7 +27,7 @@ WATCH_SECONDS = 0.5  # how often CURRENT is read
 
 class Serialized:
     """Calls into ``target`` one at a time under ``lock``; attributes named in ``nested`` are
-    wrapped the same way (the index's embedder and BM25 index)."""
+    wrapped the same way (the index's embedder)."""
 
     def __init__(self, target, lock, nested: tuple[str, ...] = ()) -> None:
         self._target, self._lock, self._nested = target, lock, nested
@@ -57,7 +57,9 @@ class Generation:
         from .retrieval import Retriever
 
         self.settings, self.index, self._on_closed = settings, index, on_closed
-        self.shared = Serialized(index, lock, nested=("embeddings", "lexical"))
+        # The BM25 index is read-only numpy (its cache has its own lock): not serialized, so BM25
+        # runs beside the question's embedding (rag.retrieval).
+        self.shared = Serialized(index, lock, nested=("embeddings",))
         self.info = {"articles": len(index.manifest.get("articles", {})), "passages": len(index),
                      "generation": index.path.name}
         self._answerer = make_answerer(settings, Retriever(self.shared, settings.retrieval))

@@ -9,8 +9,7 @@ BM25 97.4; adding the passage-vector ranking as a third made it worse (96.8-97.1
 
 BM25 runs on a thread while the question is embedded (a C call, which leaves the other core
 free): a question costs the longer of the two, not their sum (at 10,000 articles: about 22 and
-5 ms). Behind ``rag.live.Serialized`` (the server: one call at a time into the embedder and the
-index) the two still take turns.
+5 ms), also in the server, whose lock (``rag.live.Serialized``) leaves BM25 out.
 
 Stable across machines: another CPU's arithmetic (AVX-512, another BLAS) moves a cosine similarity
 by up to about 1e-4, and the best sentences' similarities are often closer than that. So both
@@ -199,6 +198,9 @@ class Retriever:
     def _lexical_ranking(self, query: str, depth: int) -> list[tuple[str, int]]:
         # An English question meets the Vietnamese passages' words through the glossary.
         lexical_query = " ".join(query_terms(query)) if is_english(query) else query
-        scores = self.index.lexical_search(lexical_query, k=2 * depth, where=self.where)
+        if self.where is None:  # straight to BM25, which needs no lock (rag.live.Serialized)
+            scores = self.index.lexical.search(lexical_query, 2 * depth)
+        else:  # the filter reads passages from Chroma
+            scores = self.index.lexical_search(lexical_query, k=2 * depth, where=self.where)
         scores = scores[:cut_at_step([score for _, score in scores], depth, BM25_STEP)]
         return tied_ranks(scores, BM25_STEP)

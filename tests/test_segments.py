@@ -57,6 +57,24 @@ def test_bm25_over_segments_with_dead_passages_equals_bm25_over_the_live_ones(ca
     assert index.knows("Peru") and not index.knows("cường") and "arturo" in index.exact_words()
 
 
+def test_bm25_searched_from_several_threads_at_once_gives_the_same_results(monkeypatch):
+    """The server lets BM25 run beside the embedding (rag.live.Serialized leaves it out), so
+    searches meet in the tf-part cache, which keeps evicting here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag import lexical
+
+    monkeypatch.setattr(lexical, "CACHED_POSTINGS", 1)
+    monkeypatch.setattr(lexical, "CACHE_POSTINGS", 30)
+    texts = [f"Đoàn {i} thăm Peru, Cuba và Lào; Hà Nội tặng {i} tấn gạo." for i in range(40)]
+    queries = ["Peru", "ha noi tang gao", "Cuba Lào", "đoàn thăm", "3 tấn", "Viêng Chăn"] * 50
+    expected = {q: LexicalIndex.build(zip(map(str, range(40)), texts)).search(q, 10) for q in set(queries)}
+    index = LexicalIndex.build(zip(map(str, range(40)), texts))
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda q: index.search(q, 10), queries))
+    assert found == [expected[q] for q in queries] and 0 < index._cached <= 30
+
+
 def test_an_added_article_is_a_segment_of_its_own_and_nothing_published_changes(indexed, corpus, e5, tmp_path):
     store = indexed.store_dir
     before = Store(store).manifest()
