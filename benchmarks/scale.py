@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import shutil
@@ -25,9 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# Latency as one worker of `rag serve` (its default: one per core) answers: the embedder on one
-# thread (rag.workers). OMP_NUM_THREADS=2 measures the one-process `rag serve --workers 1` instead.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Latency as one process answers (rag ask, rag eval, rag serve --workers 1): the question embedded
+# on every core. OMP_NUM_THREADS=1 measures one worker of `rag serve --workers N` instead, which
+# embeds on one core (rag.workers).
 
 from rag.evaluation import load_squad  # noqa: E402
 from rag.metrics import percentile  # noqa: E402

@@ -7,9 +7,12 @@ Reciprocal-rank fusion needs no calibration between the two scores. Measured on 
 (article-level nDCG@10): passage vectors 94.5, best sentence 95.7, BM25 94.9, best sentence +
 BM25 97.4; adding the passage-vector ranking as a third made it worse (96.8-97.1).
 
-BM25 runs on a thread while the question is embedded (a C call, which leaves the other core
-free): a question costs the longer of the two, not their sum (at 10,000 articles: about 22 and
-5 ms), also in the server, whose lock (``rag.live.Serialized``) leaves BM25 out.
+Embedding the question is most of a question's time. An embedder on one core (each worker of
+``rag serve --workers N``) leaves the other free, so BM25 runs on a thread meanwhile (a C call
+holds no lock Python needs): a question costs the longer of the two, not their sum (at 10,000
+articles about 22 and 5 ms), also in the server, whose lock (``rag.live.Serialized``) leaves BM25
+out. An embedder on every core (one process: ``rag ask``, ``rag eval``) embeds in about 13 ms and
+BM25 follows it: beside it, BM25 would slow it down.
 
 Stable across machines: another CPU's arithmetic (AVX-512, another BLAS) moves a cosine similarity
 by up to about 1e-4, and the best sentences' similarities are often closer than that. So both
@@ -168,7 +171,7 @@ class Retriever:
             return Retrieval([], None)
         depth = max(self.candidates, k)
         rankings, vector, lexical = [], None, None
-        if self.mode in ("hybrid", "lexical"):
+        if self.mode == "hybrid" and getattr(self.index.embeddings, "cores", 1) < 2:
             lexical = _in_background(self._lexical_ranking, query, depth)
         if self.mode in ("hybrid", "dense"):
             vector = self.index.embeddings.embed_query(query)
@@ -180,8 +183,8 @@ class Retriever:
             for cid, _, similarity in matches:
                 best[cid] = max(similarity, best.get(cid, similarity))
             rankings.append(tied_ranks(best.items(), SIMILARITY_STEP))
-        if lexical is not None:
-            rankings.append(lexical.result())
+        if self.mode in ("hybrid", "lexical"):
+            rankings.append(lexical.result() if lexical else self._lexical_ranking(query, depth))
         fused = reciprocal_rank_fusion(rankings)
         ranked = fused_order(fused, rankings)[:3 * k]  # room to drop duplicates
         hits, kept = [], []

@@ -166,6 +166,22 @@ def test_each_side_alone_and_unknown_modes(indexed, e5):
         index.close()
 
 
+def test_bm25_beside_a_one_core_embedding_or_after_an_all_core_one_finds_the_same(indexed, e5, monkeypatch):
+    from rag.index import VectorIndex
+
+    index = VectorIndex.open(indexed, e5)
+    questions = ["Who led the Hanoi delegation to Cuba?", "ha noi tang la habana bao nhieu tan gao",
+                 "Tổng Bí thư Đảng Cộng sản Argentina là ai?"]
+    try:
+        found = {}
+        for cores in (1, 2):
+            monkeypatch.setattr(e5, "cores", cores)
+            found[cores] = [Retriever(index).search(question, k=4) for question in questions]
+        assert found[1] == found[2] and all(found[1])
+    finally:
+        index.close()
+
+
 def test_near_duplicate_by_hand():
     from rag.retrieval import is_near_duplicate, shingles
 
