@@ -13,7 +13,7 @@ import dataclasses
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Sequence, Union
+from typing import Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
 
@@ -22,7 +22,8 @@ from .question import (article_field, asks_who_led_or_met, constituent, dates_ev
                        needs_short_answer, person_by_verb, question_kind, short_answer, spelled_like)
 from .retrieval import Retriever
 from .scoring import FEATURES, Candidate, SentenceScorer, features, load_scorer
-from .text import content_terms, fold, is_vietnamese, near_spellings, segment_words, words
+from .text import (STOPWORDS, content_terms, fold, is_english, is_vietnamese, near_spellings, segment_words,
+                   words)
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
 MAX_ANSWER_CHARS = 400
@@ -160,6 +161,15 @@ class _Candidate:
     order: tuple  # passage rank, place in the passage: breaks ties the same way on every machine
 
 
+class _ArticleWords(NamedTuple):
+    """An article's words, for the named-terms check (:meth:`ExtractiveAnswerer._article_words`)."""
+    vocab: set[str]  # its words and adjacent pairs joined, lower-cased
+    names: set[str]  # the words it capitalises (all of them in an article without capitals)
+    near: set[str]  # their near spellings
+    folded: set[str]  # its words folded
+    inside: set[str]  # the words it capitalises inside a sentence, folded
+
+
 MIN_SIMILARITY = 0.80  # floor for the best sentence's cosine similarity
 MIN_OVERLAP = 0.25  # share of the question's content words a Vietnamese answer sentence must hold
 MORE_SENTENCES = 2  # after the best
@@ -178,7 +188,7 @@ class ExtractiveAnswerer:
         # pyvi's word segmenter loads on first use (scikit-learn and a CRF model: about 1.5 s, once
         # per process): here, when a service opens an index, not in its first request.
         segment_words("Hà Nội")
-        self._words: dict[tuple[str, str], tuple[set[str], set[str], set[str]]] = {}  # see _article_words
+        self._words: dict[tuple[str, str], _ArticleWords] = {}
 
     def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         final = None
@@ -282,10 +292,9 @@ class ExtractiveAnswerer:
         yield TextDelta(answer.text)
         yield Final(answer)
 
-    def _article_words(self, hits: dict[str, Hit]) -> dict[str, tuple[set[str], set[str], set[str]]]:
-        """For each article (``doc_id -> one of its hits``): its words and adjacent pairs joined,
-        lower-cased; the words it capitalises (all of them in an article without capitals); and
-        their :func:`near_spellings`. Kept for the recent articles: a generation never changes."""
+    def _article_words(self, hits: dict[str, Hit]) -> dict[str, _ArticleWords]:
+        """The words of each article (``doc_id -> one of its hits``). Kept for the recent
+        articles: a generation never changes."""
         path = str(self.retriever.index.path)
         found = {doc: self._words[path, doc] for doc in hits if (path, doc) in self._words}
         missing = [doc for doc in hits if doc not in found]
@@ -299,17 +308,19 @@ class ExtractiveAnswerer:
             vocab = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
             cased = any(w[0].isupper() for w in written)
             names = {w.lower() for w in written if w[0].isupper()} if cased else vocab
-            self._words[path, doc] = found[doc] = vocab, names, near_spellings(names)
+            inside = {fold(w) for p in passages for sentence in p.sentences for w in words(sentence)[1:]
+                      if w[0].isupper()}
+            self._words[path, doc] = found[doc] = _ArticleWords(vocab, names, near_spellings(names),
+                                                                {fold(t) for t in tokens}, inside)
         return found
 
     @staticmethod
-    def _names(term: str, pairs: list[str], article: tuple[set[str], set[str], set[str]]) -> bool:
+    def _names(term: str, pairs: list[str], article: _ArticleWords) -> bool:
         """Whether an article holds a capitalised word of the question: written as a name (with
         a capital, even one letter off), or with the same neighbour as in the question ("Hợp
         hiến" asked, "hợp hiến" written). Not the "pháp" of "biện pháp" for the "Pháp" of "Thủ
         đô của Pháp". An article without capitals (lower-cased text): any spelling counts."""
-        vocab, names, near = article
-        return spelled_like(term, names, near) or any(pair in vocab for pair in pairs)
+        return spelled_like(term, article.names, article.near) or any(pair in article.vocab for pair in pairs)
 
     def _more(self, best: _Candidate, candidates: list[_Candidate]) -> Iterator[_Candidate]:
         """Further sentences whose probability is close enough to the best one's, best first."""
@@ -333,11 +344,21 @@ class ExtractiveAnswerer:
         # Each retrieved article's words and word pairs (lower-cased), to check it is about the
         # places and people named. A question naming what no single article holds all of ("…
         # sang Argentina, Peru và … sang Cuba") spans articles: each must hold one of them.
-        hits = {c.hit.doc_id: c.hit for c in candidates} if named else {}
+        # Typed without diacritics (nor capitals), the places and people asked are the question's
+        # words that a retrieved article writes with a capital inside a sentence, folded.
+        unaccented = not vietnamese and not is_english(question)
+        hits = {c.hit.doc_id: c.hit for c in candidates} if named or unaccented else {}
         articles = self._article_words(hits)
-        lowered = [w.lower() for w in words(question)]
-        pairs = {term: [a + b for a, b in zip(lowered, lowered[1:]) if term in (a, b)] for term in named}
-        holds = {doc: [self._names(term, pairs[term], article) for term in named] for doc, article in articles.items()}
+        if unaccented:
+            inside = set().union(*(article.inside for article in articles.values()))
+            asked = dict.fromkeys(fold(w) for w in words(question))
+            named = [term for term in asked if term in inside and term not in STOPWORDS]
+            holds = {doc: [term in article.folded for term in named] for doc, article in articles.items()}
+        else:
+            lowered = [w.lower() for w in words(question)]
+            pairs = {term: [a + b for a, b in zip(lowered, lowered[1:]) if term in (a, b)] for term in named}
+            holds = {doc: [self._names(term, pairs[term], article) for term in named]
+                     for doc, article in articles.items()}
         spanning = bool(named) and not any(all(h) for h in holds.values()) and all(map(any, zip(*holds.values())))
         eligible = []
         for candidate in candidates:

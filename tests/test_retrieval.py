@@ -12,6 +12,12 @@ def test_reciprocal_rank_fusion_by_hand():
     assert max(fused, key=fused.get) == "b"
 
 
+def test_weighted_fusion_by_hand():
+    fused = reciprocal_rank_fusion([["a", "b"], ["b", "a"]], k=5, weights=[1.0, 1.2])
+    assert fused == pytest.approx({"a": 1 / 6 + 1.2 / 7, "b": 1 / 7 + 1.2 / 6})
+    assert max(fused, key=fused.get) == "b"  # the second ranking weighs more: its first wins
+
+
 def test_reciprocal_rank_fusion_with_shared_ranks_and_exact_ties():
     fused = reciprocal_rank_fusion([[("a", 1), ("b", 1), ("c", 3)], ["c", "a"]], k=60)
     assert fused == pytest.approx({"a": 1 / 61 + 1 / 62, "b": 1 / 61, "c": 1 / 63 + 1 / 61})
