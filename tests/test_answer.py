@@ -187,7 +187,7 @@ def answerer(indexed, e5):
     ("Hà Nội và La Habana ký biên bản ghi nhớ năm nào?", "năm 2000 và 2005", CUBA),
     ("On what date did the Cuban Prime Minister visit Vietnam?", "ngày 28/9", CUBA),
     # Who was met: the name after a verb of meeting ("làm việc với" for "gặp", "meet").
-    ("Đoàn gặp ai ở Peru?", "Arturo Ayala", ARGENTINA),
+    ("Đoàn gặp ai ở Peru?", ("Arturo Ayala", "Marco Medina", "Elard Alberto Escala Sanchez-Barreto"), ARGENTINA),
     ("Who did the Hanoi delegation meet in Argentina?", "Victor Gorodeki Kot", ARGENTINA),
     ("Which Argentine communist leader did the Hanoi delegation meet?", "Victor Gorodeki Kot", ARGENTINA),
     ("Who led the Hanoi delegation to Cuba?", "Nguyễn Thị Tuyến", CUBA),
@@ -196,6 +196,8 @@ def answerer(indexed, e5):
 def test_answers_put_the_fact_first_and_cite_the_passage_holding_it(answerer, question, short, doc_id):
     answer = answerer.answer(question)
     assert not answer.abstained
+    if isinstance(short, tuple):  # several people or things answer it: any of them
+        short = next((one for one in short if one == answer.short), short[0])
     assert answer.short == short and answer.text.startswith(short)
     assert len(answer.text) <= MAX_ANSWER_CHARS and re.search(r"\[\d\]$", answer.text)
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
