@@ -200,9 +200,11 @@ class ExtractiveAnswerer:
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Iterator[Event]:
         """Events for ``question``; ``history`` holds earlier ``(question, answer text)`` turns."""
         before, said = history[-1] if history else ("", "")
-        return with_history(lambda standalone: self._stream(standalone, said, question, before), question, history)
+        return with_history(lambda standalone: self._stream(standalone, said, question, before),
+                            question, history)
 
-    def _stream(self, question: str, said: str = "", follow_up: str = "", before: str = "") -> Iterator[Event]:
+    def _stream(self, question: str, said: str = "", follow_up: str = "",
+                before: str = "") -> Iterator[Event]:
         """``said``: the previous answer to ``before``, when ``question`` is the standalone form of
         ``follow_up``."""
         if nothing_asked(question):
@@ -217,8 +219,10 @@ class ExtractiveAnswerer:
             return
         candidates = self._candidates(question, retrieval.hits, retrieval.query_vector)
         # A follow-up asks for something new: a sentence of the previous answer that shares few
-        # of the words the follow-up adds to the question before comes last ("Ông ấy và đoàn nhấn mạnh dịp kỷ niệm gì?"
-        # after "Đại sứ … là ai?"). A long sentence may have been shown cut: its start is enough.
+        # of the words the follow-up adds to the question before comes last ("Ông ấy và đoàn
+        # nhấn mạnh dịp kỷ niệm gì?" after "Đại sứ … là ai?"; "Còn ở Peru thì đoàn gặp ai?"
+        # after "Ở Argentina, đoàn … đã hội kiến ai?"). A long sentence may have been shown cut:
+        # its start is enough.
         own = set(content_terms(follow_up)) - set(content_terms(before))
         repeated = [c for c in candidates if said and c.sentence[:80] in said
                     and len(own & {fold(w) for w in words(c.sentence)}) < MIN_OVERLAP * len(own)]
