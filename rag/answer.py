@@ -166,8 +166,19 @@ class _ArticleWords(NamedTuple):
     vocab: set[str]  # its words and adjacent pairs joined, lower-cased
     names: set[str]  # the words it capitalises (all of them in an article without capitals)
     near: set[str]  # their near spellings
-    folded: set[str]  # its words folded
-    inside: set[str]  # the words it capitalises inside a sentence, folded
+    passages: list  # its passages, for what a question typed without diacritics needs (below)
+
+    @property
+    def folded(self) -> set[str]:
+        """Its words folded, its title's included."""
+        texts = [self.passages[0].title] if self.passages else []
+        return {fold(w) for text in texts + [p.text for p in self.passages] for w in words(text)}
+
+    @property
+    def inside(self) -> set[str]:
+        """The words it capitalises inside a sentence, folded (none in an article without capitals)."""
+        return {fold(w) for p in self.passages for sentence in p.sentences for w in words(sentence)[1:]
+                if w[0].isupper()}
 
 
 MIN_SIMILARITY = 0.80  # floor for the best sentence's cosine similarity
@@ -313,10 +324,7 @@ class ExtractiveAnswerer:
             vocab = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}
             cased = any(w[0].isupper() for w in written)
             names = {w.lower() for w in written if w[0].isupper()} if cased else vocab
-            inside = {fold(w) for p in passages for sentence in p.sentences for w in words(sentence)[1:]
-                      if w[0].isupper()}
-            self._words[path, doc] = found[doc] = _ArticleWords(vocab, names, near_spellings(names),
-                                                                {fold(t) for t in tokens}, inside)
+            self._words[path, doc] = found[doc] = _ArticleWords(vocab, names, near_spellings(names), passages)
         return found
 
     @staticmethod
@@ -358,7 +366,8 @@ class ExtractiveAnswerer:
             inside = set().union(*(article.inside for article in articles.values()))
             asked = dict.fromkeys(fold(w) for w in words(question))
             named = [term for term in asked if term in inside and term not in STOPWORDS]
-            holds = {doc: [term in article.folded for term in named] for doc, article in articles.items()}
+            folded = {doc: article.folded for doc, article in articles.items()}
+            holds = {doc: [term in folded[doc] for term in named] for doc in articles}
         else:
             lowered = [w.lower() for w in words(question)]
             pairs = {term: [a + b for a, b in zip(lowered, lowered[1:]) if term in (a, b)] for term in named}
