@@ -1,11 +1,11 @@
 """How the two rankings of hybrid retrieval are best fused: ``python benchmarks/fusion.py``.
 
 For every answerable question of ViQuAD dev (the development set), XQuAD-vi and the corpus set,
-the dense and the BM25 rankings are computed once, as :class:`rag.retrieval.Retriever` computes
-them; then each reciprocal-rank fusion setting (k, BM25's weight) is scored by how often a
-passage holding a gold answer comes first and is among the first four (what the answerer reads),
-and how often the first passage is the gold article's. Choose on dev; the other two are
-regression sets. Nothing is asserted: these are figures to read and compare.
+the dense and the BM25 rankings are computed once (:meth:`rag.retrieval.Retriever.rankings`);
+then each reciprocal-rank fusion setting (k, BM25's weight) is scored by how often a passage
+holding a gold answer comes first and is among the first four (what the answerer reads), and how
+often the first passage is the gold article's. Choose on dev; the other two are regression sets.
+Nothing is asserted: these are figures to read and compare.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ sys.path.insert(0, str(ROOT))
 from rag import evaluation, metrics  # noqa: E402
 from rag.embeddings import make_embeddings  # noqa: E402
 from rag.index import VectorIndex, ensure_index  # noqa: E402
-from rag.retrieval import (SIMILARITY_STEP, Retriever, cut_at_step, fused_order,  # noqa: E402
-                           reciprocal_rank_fusion, tied_ranks)
+from rag.retrieval import Retriever, fused_order, reciprocal_rank_fusion  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 SETS = {"dev": ROOT.parent / "shared" / "benchmarks" / "viquad-dev.json",
@@ -46,15 +45,7 @@ def rankings_of(name: str, path: Path, settings: Settings) -> list[dict]:
     for question in questions:
         if not question.answers or question.follows:  # a follow-up is asked in its standalone form
             continue
-        depth = retriever.candidates
-        matches = index.sentence_search_vector(embeddings.embed_query(question.question), k=2 * depth)
-        matches.sort(key=lambda match: -match[2])
-        matches = matches[:cut_at_step([sim for _, _, sim in matches], depth, SIMILARITY_STEP)]
-        best: dict[str, float] = {}
-        for cid, _, similarity in matches:
-            best[cid] = max(similarity, best.get(cid, similarity))
-        dense = tied_ranks(best.items(), SIMILARITY_STEP)
-        lexical = retriever._lexical_ranking(question.question, depth)
+        (dense, lexical), _ = retriever.rankings(question.question, retriever.candidates)
         hits = index.get(list({cid for cid, _ in dense} | {cid for cid, _ in lexical}))
         gold = {hit.chunk_id for hit in hits if metrics.contains_answer(hit.text, question.answers)}
         rows.append({"dense": dense, "lexical": lexical, "doc": question.doc, "gold": gold,

@@ -171,10 +171,9 @@ class Retriever:
     def search(self, query: str, k: int = 4) -> list[Hit]:
         return self.retrieve(query, k).hits
 
-    def retrieve(self, query: str, k: int = 4) -> Retrieval:
-        if not query.strip():
-            return Retrieval([], None)
-        depth = max(self.candidates, k)
+    def rankings(self, query: str, depth: int) -> tuple[list[list[tuple[str, int]]], list[float] | None]:
+        """The dense and/or lexical rankings of passages (``(id, rank)`` pairs, the mode's), each
+        about ``depth`` long, and the question's vector (None without the dense side)."""
         rankings, vector, lexical = [], None, None
         if self.mode == "hybrid" and getattr(self.index.embeddings, "cores", 1) < 2:
             lexical = _in_background(self._lexical_ranking, query, depth)
@@ -190,6 +189,12 @@ class Retriever:
             rankings.append(tied_ranks(best.items(), SIMILARITY_STEP))
         if self.mode in ("hybrid", "lexical"):
             rankings.append(lexical.result() if lexical else self._lexical_ranking(query, depth))
+        return rankings, vector
+
+    def retrieve(self, query: str, k: int = 4) -> Retrieval:
+        if not query.strip():
+            return Retrieval([], None)
+        rankings, vector = self.rankings(query, max(self.candidates, k))
         weights = [1.0, LEXICAL_WEIGHT] if len(rankings) == 2 else None
         fused = reciprocal_rank_fusion(rankings, weights=weights)
         ranked = fused_order(fused, rankings)[:3 * k]  # room to drop duplicates
