@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from conftest import ARGENTINA, CUBA, SEED_CORPUS
 
@@ -33,27 +34,34 @@ def test_merging_follows_the_logarithmic_method():
     assert to_merge([100, 40], 30) == 2
 
 
-@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize("cached", ["no", "sparse", "dense"])
 def test_bm25_over_segments_with_dead_passages_equals_bm25_over_the_live_ones(cached, monkeypatch):
     import bm25s
 
     from rag import lexical
 
-    if cached:  # every token's tf part kept between queries, two postings at most: evictions too
+    if cached != "no":  # every token's tf part kept between queries, two postings at most: evictions too
         monkeypatch.setattr(lexical, "CACHED_POSTINGS", 1)
-        monkeypatch.setattr(lexical, "CACHE_POSTINGS", 2)
+        monkeypatch.setattr(lexical, "CACHE_BYTES", 24)  # two postings, or the 5 passages' vector
+        monkeypatch.setattr(lexical, "DENSE_SHARE", 0.0 if cached == "dense" else 2.0)
 
     first = ["Hà Nội tặng 2000 tấn gạo cho La Habana.", "Hà Nội tăng cường hợp tác với La Habana.", "Đoàn tới Peru."]
     second = ["Tại Peru, đoàn làm việc với Arturo Ayala.", "Hà Nội tặng Viêng Chăn máy tính, máy tính bảng."]
     index = LexicalIndex([(SegmentTerms.build(zip("abc", first)), [True, False, True]),
                           (SegmentTerms.build(zip("de", second)), None)])
+    plain = LexicalIndex([(part, mask) for part, mask in zip(index.parts, ([True, False, True], None))])
     live = {"a": first[0], "c": first[2], "d": second[0], "e": second[1]}
     reference = bm25s.BM25()
     reference.index([tokens(t) for t in live.values()], show_progress=False)
     for query in ("ha noi tang", "Peru Peru", "hợp tác La Habana", "máy tính", "Viêng Chăn") * 2:
         expected = {cid: float(x) for cid, x in zip(live, reference.get_scores(tokens(query))) if x > 0}
         assert dict(index.search(query, k=5)) == pytest.approx(expected, rel=1e-5)
-    assert index._cached <= (2 if cached else 0) and bool(index._impacts) == cached
+        with monkeypatch.context() as uncached:  # the very same float32 sums as without a cache
+            uncached.setattr(lexical, "CACHED_POSTINGS", 10**9)
+            assert index.scores(query).tolist() == plain.scores(query).tolist()
+    kept = list(index._impacts.values())
+    assert index._cached <= (24 if cached != "no" else 0) and bool(kept) == (cached != "no")
+    assert all(isinstance(v, np.ndarray) == (cached == "dense") for v in kept)
     assert index.knows("Peru") and not index.knows("cường") and "arturo" in index.exact_words()
 
 
@@ -65,14 +73,42 @@ def test_bm25_searched_from_several_threads_at_once_gives_the_same_results(monke
     from rag import lexical
 
     monkeypatch.setattr(lexical, "CACHED_POSTINGS", 1)
-    monkeypatch.setattr(lexical, "CACHE_POSTINGS", 30)
+    monkeypatch.setattr(lexical, "CACHE_BYTES", 400)  # a few tokens' tf parts, sparse or dense
     texts = [f"Đoàn {i} thăm Peru, Cuba và Lào; Hà Nội tặng {i} tấn gạo." for i in range(40)]
     queries = ["Peru", "ha noi tang gao", "Cuba Lào", "đoàn thăm", "3 tấn", "Viêng Chăn"] * 50
     expected = {q: LexicalIndex.build(zip(map(str, range(40)), texts)).search(q, 10) for q in set(queries)}
     index = LexicalIndex.build(zip(map(str, range(40)), texts))
     with ThreadPoolExecutor(8) as pool:
         found = list(pool.map(lambda q: index.search(q, 10), queries))
-    assert found == [expected[q] for q in queries] and 0 < index._cached <= 30
+    assert found == [expected[q] for q in queries] and 0 < index._cached <= 400
+
+
+def test_prepared_bm25_holds_the_common_tokens_dense_and_ranks_as_before(monkeypatch):
+    from rag import lexical
+
+    monkeypatch.setattr(lexical, "CACHED_POSTINGS", 2)
+    monkeypatch.setattr(lexical, "DENSE_SHARE", 0.5)
+    texts = [f"Đoàn {i} thăm Peru và Cuba; Hà Nội tặng {i} tấn gạo." for i in range(8)] + ["Viêng Chăn, Lào."] * 4
+    plain = LexicalIndex.build(zip(map(str, range(12)), texts))
+    prepared = LexicalIndex.build(zip(map(str, range(12)), texts))
+    assert prepared.prepare() == len(prepared._impacts) > 0
+    held = {token: prepared._frequency(token) for token in prepared._impacts}
+    assert all(isinstance(v, np.ndarray) for v in prepared._impacts.values())
+    assert min(held.values()) >= 6 and "peru" in held and "vieng" not in held  # 8 of 12, 4 of 12
+    for query in ("ha noi tang gao", "Peru", "Viêng Chăn", "đoàn 3"):
+        assert prepared.search(query, 5) == plain.search(query, 5)
+
+
+def test_a_segments_files_are_read_ahead_when_they_fit_in_memory(tmp_path):
+    from rag.segments import CHROMA, files_to_prewarm, prewarm
+
+    (tmp_path / CHROMA / "hnsw").mkdir(parents=True)
+    (tmp_path / CHROMA / "chroma.sqlite3").write_bytes(b"x" * 3000)
+    (tmp_path / CHROMA / "hnsw" / "data_level0.bin").write_bytes(b"y" * 1000)
+    assert [p.name for p in files_to_prewarm(tmp_path, 8000)] == ["chroma.sqlite3", "data_level0.bin"]
+    assert files_to_prewarm(tmp_path, 7999) == []  # more than half the memory: left alone
+    assert prewarm(tmp_path) == 4000
+    assert prewarm(tmp_path / "gone") == 0
 
 
 def test_an_added_article_is_a_segment_of_its_own_and_nothing_published_changes(indexed, corpus, e5, tmp_path):
