@@ -51,6 +51,9 @@ RULES = {
                              (("rag.answer.needs_short_answer", lambda kind, question: False),)),
     "the date's clause": ("a date answers only if its clause tells of the event asked about",
                           (("rag.answer.dates_event", lambda sentence, date, question: True),)),
+    "\"mấy\" asks how many": ("\"mấy\" (typed \"may\" before or after a word that counts) asks as \"bao nhiêu\" "
+                             "does; \"quận mấy\" numbers the word before it",
+                             (("rag.question._few", lambda question: None),)),
     "pyvi's words for the unit": ("the thing counted is a segmented word (\"đô la\"), not each syllable",
                                   (("rag.question.segment_words", lambda text: text),)),
     "who-led-or-met preference": ("who led / whom the delegation met prefers a sentence naming that person",

@@ -56,8 +56,8 @@ def question_kind(question: str) -> str:
     if is_vietnamese(question):  # "Doctor Who thường mang theo …": a title, not "who"
         folded = _ENGLISH_ASKING.sub(" ", folded)
     for kind, pattern in _KINDS:
-        if pattern.search(folded) or (kind == "number" and re.search(r"\bmấy\b", question.lower())):
-            return kind  # "mấy" only with its diacritics: folded, it is also "máy" (machine)
+        if pattern.search(folded) or (kind == "number" and _few(question)):
+            return kind
     return ""
 
 
@@ -75,13 +75,36 @@ _UNIT_WORDS = {
 }
 
 
+# Words that count (folded): "mấy" typed without diacritics is "may", as "máy" (machine) is, and
+# asks only next to one of them ("may tan gao", "quan may"; not "may bay").
+_COUNTED = {unit for units in _UNIT_WORDS.values() for unit in units if " " not in unit} | {
+    "chiec", "cai", "con", "doan", "dot", "cuoc", "lan", "nghin", "tram", "truong", "quan", "thu", "vong"}
+
+
+def _few(question: str) -> tuple[list[str], list[str]] | None:
+    """The folded words before and after the "mấy" a question asks with ("có mấy cuộc xung đột",
+    "quận mấy", "ha noi tang may tan gao"), or None."""
+    typed = [w.lower() for w in words(question)]
+    unaccented = not is_vietnamese(question) and not is_english(question)
+    for i, word in enumerate(typed):
+        before, after = [fold(w) for w in typed[:i]], [fold(w) for w in typed[i + 1:]]
+        if word == "mấy" or (unaccented and word == "may" and (
+                (after and after[0] in _COUNTED) or (not after and before and before[-1] in _COUNTED))):
+            return before, after
+    return None
+
+
 def asked_unit(question: str) -> list[str]:
-    """What "bao nhiêu" / "how many" counts, as folded words a Vietnamese answer would put next to
-    the number: "bao nhiêu tấn gạo" -> tan, gao; "how many tonnes" -> tan. A word of several
-    syllables stays one unit ("bao nhiêu đô la" -> "do la", which "hai Thủ đô" does not hold):
-    words are found by pyvi's segmentation."""
-    match = re.search(r"\b(?:bao[ ~]nhieu|how many|how much)\s+((?:[^\W\d_][\w~]*\s?){1,2})",
-                      fold(segment_words(question)).replace("_", "~"))
+    """What "bao nhiêu" / "mấy" / "how many" counts, as folded words a Vietnamese answer would put
+    next to the number: "bao nhiêu tấn gạo" -> tan, gao; "how many tonnes" -> tan; "quận mấy" ->
+    quan, "lần thứ mấy" -> thu, lan. A word of several syllables stays one unit ("bao nhiêu đô
+    la" -> "do la", which "hai Thủ đô" does not hold): words are found by pyvi's segmentation."""
+    few = _few(question)
+    if few and few[0] and (few[0][-1] == "thu" or (few[0][-1] in _COUNTED and not (few[1] and few[1][0] in _COUNTED))):
+        before = few[0]  # the thing numbered comes first: "quận mấy", "thế kỷ thứ mấy"
+        return [before[-1]] + (before[-2:-1] if before[-1] == "thu" else [])
+    match = re.search(r"\b(?:bao[ ~]nhieu|how many|how much" + ("|may" if few else "") +
+                      r")\s+((?:[^\W\d_][\w~]*\s?){1,2})", fold(segment_words(question)).replace("_", "~"))
     if not match:
         return []
     asked = [w.replace("~", " ") for w in match.group(1).split()]
@@ -348,7 +371,7 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
             before = sentence[max(0, match.start() - 30):match.start()].split()[-2:]
             at = next((i for i, w in enumerate(before) if fold(w) in unit), None)
             if at is not None:
-                return f"{' '.join(before[at:])} {span.split()[0]}"
+                return f"{' '.join(before[at:])} {span.split()[0].rstrip('.,')}"
         # "năm hoàng tử": "năm" (also "year") counts when the thing asked follows it.
         for five in re.finditer(r"\bnăm((?:\s+[^\W\d]+){1,2})", sentence, re.I):
             if holds_unit([fold(w) for w in five.group(1).split()], unit):

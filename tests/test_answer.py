@@ -18,6 +18,9 @@ from rag.text import query_terms
     ("Đoàn thăm Cuba vào thời gian nào?", "date"), ("Ký năm nào?", "date"), ("Ngày bao nhiêu?", "date"),
     ("Đoàn đặt vòng hoa ở đâu?", "place"), ("Hai bên thảo luận gì?", ""),
     ("Doctor Who đi du lịch bao lâu một lần?", ""),  # a title, not "who"
+    ("Hà Nội tặng mấy tấn gạo?", "number"), ("ha noi tang may tan gao", "number"),
+    ("tuong dai nam o quan may", "number"), ("doan di may bay sang cuba", ""),  # "máy bay": a plane
+    ("ha noi tang cuba may tinh", ""),  # "máy tính": computers
 ])
 def test_question_kind(question, kind):
     assert question_kind(question) == kind
@@ -28,6 +31,12 @@ def test_asked_unit():
     assert asked_unit("Giá vàng là bao nhiêu?") == []
     assert asked_unit("How many tonnes of rice did Hanoi give?") == ["tan"]  # the article's word
     assert "giay" in asked_unit("Còn lại bao nhiêu thời gian?")  # a kind of quantity: its units
+    # "mấy" counts what follows it, or numbers what comes before it ("quận mấy": quận 12).
+    assert asked_unit("Hà Nội tặng mấy tấn gạo?") == asked_unit("ha noi tang may tan gao") == ["tan", "gao"]
+    assert asked_unit("Tượng đài nằm ở quận mấy?") == asked_unit("tuong dai nam o quan may") == ["quan"]
+    assert asked_unit("Ông cưới vợ lúc mấy tuổi?") == ["tuoi"]
+    assert asked_unit("Tour de France kết thúc vào tháng mấy hằng năm?") == ["thang"]
+    assert asked_unit("Columbus tìm thấy Puerto Rico trong chuyến viễn chinh lần thứ mấy?") == ["thu", "lan"]
 
 
 def test_numbers_answer_only_next_to_the_unit_asked_for():

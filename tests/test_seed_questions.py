@@ -43,6 +43,11 @@ def stated(answer) -> str:
     ("How much rice did Hanoi give to Havana?", "2000 tấn", CUBA),
     ("Hà Nội tặng La Habana bao nhiêu gạo?", "2000 tấn", CUBA),
     ("ha noi tang la habana bao nhieu tan gao", "2000 tấn", CUBA),
+    ("Hà Nội tặng La Habana mấy tấn gạo?", "2000 tấn", CUBA),
+    ("ha noi tang la habana may tan gao", "2000 tấn", CUBA),
+    # Which district: "quận mấy" numbers the word before it.
+    ("Tượng đài Chủ tịch Hồ Chí Minh ở Buenos Aires nằm ở quận mấy?", "quận 12", ARGENTINA),
+    ("tuong dai chu tich ho chi minh o buenos aires nam o quan may", "quận 12", ARGENTINA),
     # Where the wreath was laid: a whole phrase, not "… Hồ Chí Minh ở".
     ("Ở Buenos Aires, đoàn đã đặt vòng hoa ở đâu?", "tượng đài Chủ tịch Hồ Chí Minh", ARGENTINA),
     ("Where did the delegation lay a wreath in Buenos Aires?", "Chủ tịch Hồ Chí Minh", ARGENTINA),
@@ -72,6 +77,8 @@ def test_the_fact_asked_for_leads_the_answer_and_its_passage_is_cited(answerer, 
     "ha noi tang argentina bao nhieu tan gao",
     "ha noi tang peru bao nhieu tan gao",
     "thanh pho ha noi da tang argentina bao nhieu tan gao",
+    "thanh pho ha noi tang argentina may tan gao",
+    "Hà Nội tặng Peru mấy tấn gạo?",
     # Nothing to look for.
     "?", "x", "🙂", "Ai?",
 ])
