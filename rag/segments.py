@@ -66,8 +66,11 @@ class LocalSegment:
 def files_to_prewarm(folder: Path, memory: int) -> list[Path]:
     """A segment's Chroma files, when together they take at most half of ``memory`` (bytes):
     more would only push one another, and everything else, out of the page cache."""
-    files = sorted(p for p in (folder / CHROMA).rglob("*") if p.is_file())
-    return files if sum(p.stat().st_size for p in files) <= memory // 2 else []
+    try:
+        files = sorted(p for p in (folder / CHROMA).rglob("*") if p.is_file())
+        return files if sum(p.stat().st_size for p in files) <= memory // 2 else []
+    except OSError:  # a private copy removed as its index closed: nothing to warm
+        return []
 
 
 def prewarm(folder: Path) -> int:
