@@ -43,7 +43,7 @@ RULES = {
     "none (as shipped)": ("", ()),
     "similarity floor": ("the best sentence's e5 similarity ≥ 0.80 (English: or half its words)",
                          (("rag.answer.MIN_SIMILARITY", -1.0),)),
-    "word-overlap floor": ("a Vietnamese answer sentence holds ≥ 25 % of the question's content words",
+    "word-overlap floor": ("a Vietnamese answer sentence holds ≥ 25 % of the question's content words (as typed)",
                            (("rag.answer.MIN_OVERLAP", 0.0),)),
     "named places and people": ("the article names every capitalised place or person of the question",
                                 (("rag.answer.named_terms", lambda question: []),)),

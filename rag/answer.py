@@ -22,7 +22,7 @@ from .question import (article_field, asks_who_led_or_met, constituent, dates_ev
                        needs_short_answer, person_by_verb, question_kind, short_answer, spelled_like)
 from .retrieval import Retriever
 from .scoring import FEATURES, Candidate, SentenceScorer, features, load_scorer
-from .text import (STOPWORDS, content_terms, fold, is_english, is_vietnamese, near_spellings, segment_words,
+from .text import (STOPWORDS, content_terms, fold, is_english, is_vietnamese, near_spellings, segment_words, toned,
                    words)
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
@@ -374,11 +374,12 @@ class ExtractiveAnswerer:
             holds = {doc: [self._names(term, pairs[term], article) for term in named]
                      for doc, article in articles.items()}
         spanning = bool(named) and not any(all(h) for h in holds.values()) and all(map(any, zip(*holds.values())))
+        typed = typed_terms(question) if vietnamese else {}
         eligible = []
         for candidate in candidates:
             if candidate.similarity < MIN_SIMILARITY and candidate.overlap < 0.5:
                 continue  # too weak (English: by its words through the glossary)
-            if vietnamese and candidate.overlap < MIN_OVERLAP:
+            if vietnamese and typed_overlap(typed, candidate.sentence) < MIN_OVERLAP:
                 continue  # shares too few of the question's words
             if named and not (any if spanning else all)(holds[candidate.hit.doc_id]):
                 continue  # the article is about another place or person than the one asked
@@ -399,6 +400,28 @@ class ExtractiveAnswerer:
                 if person_by_verb(candidate.sentence, question, asked):
                     return candidate
         return eligible[0]
+
+
+def typed_terms(question: str) -> dict[str, set[str]]:
+    """The question's content words, folded (as the scorer's ``overlap`` counts them), each with
+    the forms it was typed in with diacritics (:func:`rag.text.toned`; none when typed without)."""
+    typed: dict[str, set[str]] = {}
+    for word in words(question):
+        if fold(word) not in STOPWORDS:
+            typed.setdefault(fold(word), set()).update([toned(word)] if is_vietnamese(word) else [])
+    return typed
+
+
+def typed_overlap(terms: dict[str, set[str]], sentence: str) -> float:
+    """The share of ``terms`` a sentence holds, a word typed with diacritics only with them ("phở"
+    is not the "Phó" of "Phó Bí thư"), one typed without in any spelling: never more than the
+    scorer's folded ``overlap``."""
+    if not terms:
+        return 0.0
+    held: dict[str, set[str]] = {}
+    for word in words(sentence):
+        held.setdefault(fold(word), set()).add(toned(word))
+    return sum(term in held and (not forms or bool(forms & held[term])) for term, forms in terms.items()) / len(terms)
 
 
 def nothing_asked(question: str) -> bool:

@@ -42,6 +42,17 @@ def fold(text: str) -> str:
     return folded if folded.isascii() else fold_slowly(text)  # other scripts: by the definition
 
 
+_TONES = "\u0300\u0301\u0303\u0309\u0323"  # grave, acute, tilde, hook above, dot below
+
+
+def toned(word: str) -> str:
+    """A word lower-cased with its diacritics, its tone mark wherever the writer put it: "hoà"
+    and "hòa" are one word, "phở" and "phó" are not."""
+    decomposed = unicodedata.normalize("NFD", word.lower())
+    tones = "".join(sorted(c for c in decomposed if c in _TONES))
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONES)) + tones
+
+
 def one_letter_less(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 

@@ -26,6 +26,20 @@ def test_question_kind(question, kind):
     assert question_kind(question) == kind
 
 
+def test_a_word_typed_with_diacritics_counts_only_with_them():
+    from rag.answer import typed_overlap, typed_terms
+    from rag.text import toned
+
+    assert toned("hoà") == toned("Hòa") and toned("thuỷ") == toned("thủy") and toned("phở") != toned("phó")
+    terms = typed_terms("Công thức nấu phở bò?")
+    assert list(terms) == ["cong", "thuc", "nau", "pho", "bo"]
+    assert typed_overlap(terms, "Phó Bí thư Đảng Cộng sản Cuba.") == 0.0  # folded, it would be 0.4
+    assert typed_overlap(terms, "Công thức phở bò Hà Nội.") == 0.8
+    assert typed_overlap(typed_terms("pho bi thu ở Hà Nội"), "Phó Bí thư Thành ủy Hà Nội.") == 1.0  # typed folded
+    assert typed_overlap(typed_terms("hoà bình"), "Hòa bình và hợp tác.") == 1.0  # the tone placed otherwise
+    assert typed_overlap({}, "Hà Nội.") == 0.0
+
+
 def test_asked_unit():
     assert asked_unit("Hà Nội tặng La Habana bao nhiêu tấn gạo?") == ["tan", "gao"]
     assert asked_unit("Giá vàng là bao nhiêu?") == []

@@ -72,6 +72,10 @@ def test_the_fact_asked_for_leads_the_answer_and_its_passage_is_cited(answerer, 
     # Off topic: the words are in the articles ("biện pháp", "thủ đô"), the subject is not.
     "Thủ đô của Pháp là gì?",
     "Tổng thống Mỹ là ai?",
+    "Ai là Tổng thống Pháp?",
+    "Giá xăng hôm nay bao nhiêu?",
+    # Folded, "phở" and "công" are the "Phó" of "Phó Bí thư" and the "cộng" of "cộng sản".
+    "Công thức nấu phở bò?",
     # Typed without diacritics, about a country the rice did not go to: the rice passage is
     # retrieved, but its article never names the country asked.
     "ha noi tang argentina bao nhieu tan gao",
