@@ -420,7 +420,8 @@ def typed_overlap(terms: dict[str, set[str]], sentence: str) -> float:
         return 0.0
     held: dict[str, set[str]] = {}
     for word in words(sentence):
-        held.setdefault(fold(word), set()).add(toned(word))
+        if fold(word) in terms:
+            held.setdefault(fold(word), set()).add(toned(word))
     return sum(term in held and (not forms or bool(forms & held[term])) for term, forms in terms.items()) / len(terms)
 
 

@@ -45,6 +45,7 @@ def fold(text: str) -> str:
 _TONES = "\u0300\u0301\u0303\u0309\u0323"  # grave, acute, tilde, hook above, dot below
 
 
+@functools.lru_cache(maxsize=1 << 16)  # words recur from sentence to sentence
 def toned(word: str) -> str:
     """A word lower-cased with its diacritics, its tone mark wherever the writer put it: "hoà"
     and "hòa" are one word, "phở" and "phó" are not."""
