@@ -25,17 +25,20 @@ from rag.settings import Settings  # noqa: E402
 @contextmanager
 def without(*patches):
     """The answerer with ``patches`` applied; the question module's caches emptied before and
-    after, so no answer computed under other rules is reused."""
+    after, so no answer or unit computed under other rules is reused."""
     from rag import question
 
     with ExitStack() as stack:
         for target, value in patches:
             stack.enter_context(mock.patch(target, value))
-        question.short_answer.cache_clear()
+        caches = (question.short_answer, question._asked_unit)
+        for cache in caches:
+            cache.cache_clear()
         try:
             yield
         finally:
-            question.short_answer.cache_clear()
+            for cache in caches:
+                cache.cache_clear()
 
 
 # name -> (what the rule does, the patches that take it out)

@@ -85,9 +85,10 @@ def _few(question: str) -> tuple[list[str], list[str]] | None:
     """The folded words before and after the "mấy" a question asks with ("có mấy cuộc xung đột",
     "quận mấy", "ha noi tang may tan gao"), or None."""
     typed = [w.lower() for w in words(question)]
+    folded = [fold(w) for w in typed]
     unaccented = not is_vietnamese(question) and not is_english(question)
     for i, word in enumerate(typed):
-        before, after = [fold(w) for w in typed[:i]], [fold(w) for w in typed[i + 1:]]
+        before, after = folded[:i], folded[i + 1:]
         if word == "mấy" or (unaccented and word == "may" and (
                 (after and after[0] in _COUNTED) or (not after and before and before[-1] in _COUNTED))):
             return before, after
@@ -95,6 +96,11 @@ def _few(question: str) -> tuple[list[str], list[str]] | None:
 
 
 def asked_unit(question: str) -> list[str]:
+    return list(_asked_unit(question))
+
+
+@functools.lru_cache(maxsize=64)  # asked for each candidate sentence of one question (pyvi segments it)
+def _asked_unit(question: str) -> tuple[str, ...]:
     """What "bao nhiêu" / "mấy" / "how many" counts, as folded words a Vietnamese answer would put
     next to the number: "bao nhiêu tấn gạo" -> tan, gao; "how many tonnes" -> tan; "quận mấy" ->
     quan, "lần thứ mấy" -> thu, lan. A word of several syllables stays one unit ("bao nhiêu đô
@@ -102,15 +108,15 @@ def asked_unit(question: str) -> list[str]:
     few = _few(question)
     if few and few[0] and (few[0][-1] == "thu" or (few[0][-1] in _COUNTED and not (few[1] and few[1][0] in _COUNTED))):
         before = few[0]  # the thing numbered comes first: "quận mấy", "thế kỷ thứ mấy"
-        return [before[-1]] + (before[-2:-1] if before[-1] == "thu" else [])
+        return (before[-1], *(before[-2:-1] if before[-1] == "thu" else []))
     match = re.search(r"\b(?:bao[ ~]nhieu|how many|how much" + ("|may" if few else "") +
                       r")\s+((?:[^\W\d_][\w~]*\s?){1,2})", fold(segment_words(question)).replace("_", "~"))
     if not match:
-        return []
+        return ()
     asked = [w.replace("~", " ") for w in match.group(1).split()]
     asked = [w for w in asked if w not in STOPWORDS]
     english = is_english(question)
-    return list(dict.fromkeys(unit for w in asked for unit in sorted(
+    return tuple(dict.fromkeys(unit for w in asked for unit in sorted(
         _UNIT_WORDS.get(w, set(in_vietnamese(w)) if english else {w}))))
 
 
