@@ -449,7 +449,10 @@ def corpus_reader(settings: Settings, store: "Store", old: dict | None):
     """``(files key, files remembered, known)``: what the last ingest remembered of the corpus
     files it read, and the ``known`` callback of :func:`rag.corpus.load_corpus` that recognises
     a file unchanged since then (its articles, failures and keys as they were)."""
-    files_key = f"{PARSER_VERSION}:{settings.max_article_bytes}:{os.path.realpath(settings.corpus_dir)}"
+    # The chunker is part of the key: a file read under other chunking settings is read again,
+    # so its articles are chunked anew (a changed RAG_CHUNK_WORDS took no effect on unchanged files).
+    files_key = (f"{PARSER_VERSION}:{settings.max_article_bytes}:{CHUNKER_VERSION}:{settings.chunk_words}:"
+                 f"{os.path.realpath(settings.corpus_dir)}")
     known_files = store.known_files(files_key) if old is not None else {}
     old_articles: dict = old["articles"] if old else {}
 

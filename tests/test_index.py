@@ -53,6 +53,20 @@ def test_ingest_builds_a_searchable_index_and_reingest_embeds_nothing(corpus, se
         index.close()
 
 
+def test_another_passage_size_chunks_the_unchanged_files_again(corpus, settings, e5):
+    first = ingest(settings, e5, **QUIET)
+    smaller = ingest(settings.with_(chunk_words=40), e5, **QUIET)
+    # The files did not change, the chunking did: both articles are chunked again, their
+    # sentences (the same ones) not embedded again.
+    assert sorted(smaller.updated) == sorted([CUBA, ARGENTINA]) and smaller.chunks_total > first.chunks_total
+    assert smaller.sentences_embedded == 0
+    index = VectorIndex.open(settings.with_(chunk_words=40), e5)
+    try:
+        assert len(index) == smaller.chunks_total
+    finally:
+        index.close()
+
+
 def test_editing_one_article_replaces_only_its_changed_passages(corpus, indexed, e5):
     settings = indexed
     before = _ids_by_doc(settings, e5)
