@@ -51,7 +51,7 @@ class Chunk:
         return meta
 
 
-def chunk_article(article: Article, target_words: int = 80) -> list[Chunk]:
+def chunk_article(article: Article, target_words: int = 160) -> list[Chunk]:
     pieces: list[str] = []
     for paragraph in article.paragraphs:
         for sentence in split_sentences(paragraph):
