@@ -36,7 +36,9 @@ _ABOUT_ARTICLE = [
 ]
 
 
-_ARTICLE_WORDS = re.compile(r"\b(?:bai|ban tin|article|story|report|piece)\b")
+# "bài" is an article, not a song, a poem, a lesson or a speech ("tác giả bài hát …").
+_ARTICLE_WORDS = re.compile(r"\b(?:bai(?! (?:hat|ca|tho|hoc|tap|giang|van|phat bieu|thuyet trinh)\b)|ban tin|article|"
+                            r"story|report|piece)\b")
 
 
 def article_field(question: str) -> str:

@@ -152,6 +152,12 @@ def test_questions_about_an_article_must_mention_the_article():
     assert article_field("Tác giả bài viết về hợp tác Hà Nội - La Habana là ai?") == "author"
     assert article_field("Bài này được đăng trên báo nào?") == "outlet"
     assert article_field("Ai là tác giả của Liber servitoris?") == ""  # a book, not an article
+    # "bài" of a song, a poem or a speech is no article either.
+    assert article_field("Ai là tác giả bài hát Tiến quân ca?") == ""
+    assert article_field("tac gia bai tho Nam quoc son ha la ai") == ""
+    assert article_field("Ai viết bài phát biểu đó?") == ""
+    assert article_field("tac gia bai viet ve hop tac ha noi la habana") == "author"
+    assert article_field("Ai là tác giả bài báo về chuyến thăm Cuba?") == "author"
 
 
 def test_short_answers():

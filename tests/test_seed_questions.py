@@ -76,6 +76,9 @@ def test_the_fact_asked_for_leads_the_answer_and_its_passage_is_cited(answerer, 
     "Giá xăng hôm nay bao nhiêu?",
     # Folded, "phở" and "công" are the "Phó" of "Phó Bí thư" and the "cộng" of "cộng sản".
     "Công thức nấu phở bò?",
+    # "tác giả" of a song, not of an article: not the article's byline.
+    "Ai là tác giả bài hát Tiến quân ca?",
+    "Ai là tác giả bài thơ Nam quốc sơn hà?",
     # Typed without diacritics, about a country the rice did not go to: the rice passage is
     # retrieved, but its article never names the country asked.
     "ha noi tang argentina bao nhieu tan gao",
