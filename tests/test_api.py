@@ -289,7 +289,7 @@ def test_pages_of_other_origins_can_neither_call_nor_frame_unless_allowed(server
 @pytest.mark.slow
 def test_health_docs_and_widget_assets_are_served_locally(server):
     status, _, health = request(server.url + "/healthz")
-    assert status == 200 and health == {"status": "ready", "articles": 2, "passages": 49, "generation": "gen-000001"}
+    assert status == 200 and health == {"status": "ready", "articles": 2, "passages": 30, "generation": "gen-000001"}
     status, _, docs = request(server.url + "/docs")
     assert status == 200 and 'src="/docs/swagger-ui-bundle.js"' in docs and "cdn" not in docs
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):

@@ -45,7 +45,7 @@ def test_app_builds_the_index_then_answers_with_a_cited_source(corpus, isolated)
             time.sleep(0.5)
         output = (isolated / "app.log").read_text()
         assert "No index in" in output and "2 added" in output  # built from corpus/ on first run
-        assert "Ready: 2 articles, 49 passages." in output and f"Chat: {url}/" in output
+        assert "Ready: 2 articles, 30 passages." in output and f"Chat: {url}/" in output
         assert (isolated / "vectorstore" / "CURRENT").is_file()
 
         status, _, body = _get(url + "/api/ask", {"question": "Ai dẫn đầu đoàn đại biểu Hà Nội thăm Cuba?"})
