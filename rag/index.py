@@ -445,13 +445,18 @@ def _check_embedder(manifest: dict, embeddings, store: Path) -> None:
             f"Run `rag ingest --rebuild` to re-embed the corpus with the configured embedder.")
 
 
+def chunker_of(settings: Settings) -> str:
+    """What passages depend on besides an article's text: the chunker's rules and target size."""
+    return f"{CHUNKER_VERSION}:{settings.chunk_words}"
+
+
 def corpus_reader(settings: Settings, store: "Store", old: dict | None):
     """``(files key, files remembered, known)``: what the last ingest remembered of the corpus
     files it read, and the ``known`` callback of :func:`rag.corpus.load_corpus` that recognises
     a file unchanged since then (its articles, failures and keys as they were)."""
     # The chunker is part of the key: a file read under other chunking settings is read again,
     # so its articles are chunked anew (a changed RAG_CHUNK_WORDS took no effect on unchanged files).
-    files_key = (f"{PARSER_VERSION}:{settings.max_article_bytes}:{CHUNKER_VERSION}:{settings.chunk_words}:"
+    files_key = (f"{PARSER_VERSION}:{settings.max_article_bytes}:{chunker_of(settings)}:"
                  f"{os.path.realpath(settings.corpus_dir)}")
     known_files = store.known_files(files_key) if old is not None else {}
     old_articles: dict = old["articles"] if old else {}
@@ -501,7 +506,7 @@ def ingest(settings: Settings, embeddings, *, rebuild: bool = False, allow_empty
         loaded = load_corpus(settings.corpus_dir, settings.max_article_bytes, known=known)
         report.failed, report.ignored, report.duplicates = loaded.failures, loaded.ignored, loaded.duplicates
         report.sources = {a.doc_id: a.source_path for a in loaded.articles}
-        chunker = f"{CHUNKER_VERSION}:{settings.chunk_words}"
+        chunker = chunker_of(settings)
 
         new_articles: dict[str, dict] = {}
         new_chunks: dict[str, Chunk] = {}  # chunks of added or updated articles
