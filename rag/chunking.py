@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass
 
 from .corpus import Article
+from .settings import Settings
 from .text import split_sentences, words
 
 # Bump when the chunking rules change, so ingestion re-chunks every article.
@@ -51,7 +52,7 @@ class Chunk:
         return meta
 
 
-def chunk_article(article: Article, target_words: int = 160) -> list[Chunk]:
+def chunk_article(article: Article, target_words: int = Settings.chunk_words) -> list[Chunk]:
     pieces: list[str] = []
     for paragraph in article.paragraphs:
         for sentence in split_sentences(paragraph):
