@@ -209,6 +209,13 @@ class LexicalIndex:
         """Whether a word occurs anywhere in the index, as written (any case)."""
         return self._frequency(f"~{word.lower()}") > 0
 
+    def knows_word(self, syllables: list[str]) -> bool:
+        """Whether a word of one or more syllables ("hộ", "chiếu") occurs in the index: each
+        syllable as written (any case), each two adjacent ones side by side (folded)."""
+        folded = [fold(s) for s in syllables]
+        return (all(self.knows(s) for s in syllables)
+                and all(self._frequency(f"{a}_{b}") for a, b in zip(folded, folded[1:])))
+
     def _impact(self, token: str) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
         """The tf part of BM25, ``tf / (tf + k1 (1 - b + b len / avg))``, of the live passages
         holding ``token``: their positions in :attr:`chunk_ids` and their tf parts, or (for a

@@ -162,6 +162,17 @@ def content_terms(question: str) -> list[str]:
     return [w for w in (fold(x) for x in words(question)) if w not in STOPWORDS]
 
 
+def content_words(question: str) -> list[list[str]]:
+    """The question's words as pyvi segments them, each a list of its syllables as typed
+    (``[["hộ", "chiếu"], ["đăng", "ký"]]``), once each, without words made of stopwords alone."""
+    found = {}
+    for word in segment_words(question).split():
+        syllables = words(word.replace("_", " "))
+        if syllables and not all(fold(s) in STOPWORDS for s in syllables):
+            found.setdefault(tuple(s.lower() for s in syllables), syllables)
+    return list(found.values())
+
+
 def is_vietnamese(text: str) -> bool:
     """Written with Vietnamese diacritics."""
     return fold(text) != text.lower()

@@ -121,6 +121,14 @@ def test_lexical_index_survives_save_and_load(tmp_path):
     assert loaded.search("habana", k=2) == index.search("habana", k=2) and loaded.chunk_ids == ["a", "b"]
 
 
+def test_lexical_index_knows_a_word_by_its_syllables_as_written_and_side_by_side():
+    index = LexicalIndex.build(zip(["a", "b"], ["Đoàn Phó Bí thư thăm Thủ đô", "Hộ tống chiếu cố"]))
+    assert index.knows_word(["Phó", "Bí", "thư"]) and index.knows_word(["thủ", "đô"])
+    assert not index.knows_word(["hộ", "chiếu"])  # each syllable is there, never side by side
+    assert not index.knows_word(["phở"])  # the "Phó" of "Phó Bí thư" folds like it
+    assert index.knows_word(["thăm"]) and not index.knows_word(["tham", "thủ"])
+
+
 def test_lexical_index_knows_which_tokens_built_it(tmp_path, monkeypatch):
     from rag import lexical
 

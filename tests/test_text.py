@@ -3,7 +3,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.text import fold, fold_slowly, is_english, normalize, split_sentences, word_spans, words
+from rag.text import content_words, fold, fold_slowly, is_english, normalize, split_sentences, word_spans, words
 
 
 def test_normalize_makes_nfd_and_nfc_equal():
@@ -75,6 +75,14 @@ def test_english_questions_are_told_from_vietnamese_typed_without_diacritics():
 def test_fold_is_its_definition(text):
     # The fast path (a translation table, ASCII as is) must fold exactly as the definition does.
     assert fold(text) == fold_slowly(text)
+
+
+def test_content_words_are_the_questions_words_once_each_without_question_words():
+    assert content_words("Hộ chiếu được cấp ở đâu?") == [["Hộ", "chiếu"], ["cấp"]]
+    assert content_words("Đoàn đến Peru khi nào? Đoàn nào?") == [["Đoàn"], ["Peru"]]
+    assert content_words("Núi cao nhất thế giới là núi nào?") == [["Núi"], ["cao"], ["nhất"], ["thế", "giới"]]
+    assert content_words("Công nghệ X.25 là gì?") == [["Công", "nghệ"], ["X"], ["25"]]
+    assert content_words("Ai là ai?") == []
 
 
 def test_word_spans_are_pyvi_words_in_the_text():
