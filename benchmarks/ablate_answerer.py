@@ -4,8 +4,9 @@ corpus set answered with the shipped model, once as is and once without each rul
     python benchmarks/ablate_answerer.py            # the table of evalsets/README.md ("Ablation")
 
 Most rules left are gates that make the answerer say "not found": the development set has no
-unanswerable question, so their worth shows on the corpus set's unanswerables, and their cost on
-the answerable questions of both sets.
+unanswerable question, so their worth shows on the corpus set's unanswerables and on dev's
+questions asked of the seed corpus (off topic there: none has an answer), and their cost on the
+answerable questions of dev and the corpus set.
 """
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def without(*patches):
 # name -> (what the rule does, the patches that take it out)
 RULES = {
     "none (as shipped)": ("", ()),
+    "unknown-words floor": ("a Vietnamese question most of whose words (pyvi's) no article writes is not answered",
+                            (("rag.answer.MAX_UNKNOWN", 1.0),)),
     "similarity floor": ("the best sentence's e5 similarity ≥ 0.80 (English: or half its words)",
                          (("rag.answer.MIN_SIMILARITY", -1.0),)),
     "word-overlap floor": ("a Vietnamese answer sentence holds ≥ 25 % of the question's content words (as typed)",
@@ -66,9 +69,10 @@ RULES = {
 
 def main() -> int:
     settings = Settings.load()
-    sets = {name: open_set(name, settings) for name in ("dev", "corpus")}
-    print("| rule taken out | what it does | dev `contains` | corpus `contains` | corpus unanswerables abstaining |")
-    print("|---|---|---:|---:|---:|")
+    sets = {name: open_set(name, settings) for name in ("dev", "corpus", "off-topic")}
+    print("| rule taken out | what it does | dev `contains` | corpus `contains` | corpus unanswerables abstaining "
+          "| off-topic abstaining |")
+    print("|---|---|---:|---:|---:|---:|")
     for name, (does, patches) in RULES.items():
         figures = {}
         with without(*patches):
@@ -79,9 +83,10 @@ def main() -> int:
                 figures[set_name] = evaluation.summarise(scores)
                 figures[set_name]["abstaining"] = sum(s["abstained"] for s in scores if not s["answerable"])
                 figures[set_name]["unanswerable_n"] = sum(not s["answerable"] for s in scores)
-        dev, corpus = figures["dev"], figures["corpus"]
+        dev, corpus, off = figures["dev"], figures["corpus"], figures["off-topic"]
         print(f"| {name} | {does} | {100 * dev['contains']:.1f} | {100 * corpus['contains']:.1f} | "
-              f"{corpus['abstaining']} of {corpus['unanswerable_n']} |", flush=True)
+              f"{corpus['abstaining']} of {corpus['unanswerable_n']} | "
+              f"{100 * off['abstaining'] / off['unanswerable_n']:.1f} |", flush=True)
     for _, _, index in sets.values():
         index.close()
     return 0

@@ -18,6 +18,7 @@ added, and whether it may come from another article) are chosen on the same out-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import sys
 import time
@@ -64,12 +65,18 @@ def fold_of(name: str, doc: str) -> int:
 
 
 def open_set(name: str, settings: Settings):
-    """(retriever, questions, open index) of one question set, its index built if needed."""
+    """(retriever, questions, open index) of one question set, its index built if needed:
+    ``dev``, ``corpus``, or ``off-topic``: dev's questions asked of the seed corpus, where
+    none has an answer."""
     if name == "dev":
         corpus, questions = evaluation.squad_corpus(ROOT.parent / "shared" / "benchmarks" / "viquad-dev.json")
         settings = settings.with_(corpus_dir=corpus, store_dir=evaluation.squad_store(corpus, settings))
     else:
-        questions = evaluation.load_question_set(ROOT / "evalsets" / "corpus.jsonl")
+        if name == "off-topic":
+            _, asked = evaluation.squad_corpus(ROOT.parent / "shared" / "benchmarks" / "viquad-dev.json")
+            questions = [dataclasses.replace(q, answers=(), doc="", type="unanswerable") for q in asked]
+        else:
+            questions = evaluation.load_question_set(ROOT / "evalsets" / "corpus.jsonl")
         settings = settings.with_(corpus_dir=ROOT / "corpus",
                                   store_dir=evaluation.cache_root() / f"train-corpus-{settings.embedding}")
     embeddings = make_embeddings(settings)

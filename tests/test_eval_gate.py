@@ -17,20 +17,20 @@ QUESTION_SET = ROOT / "evalsets" / "corpus.jsonl"
 
 # Measured with the extractive answerer (RAG_LLM=none), hybrid retrieval, e5-small-q4, passages
 # of 160 words: hit@1 98.9, hit@5 100, contains 92.6 (folded 92.6, with a cited passage holding
-# the answer 92.6; some cited passage holds it: 94.7), F1 56.4, EM 45.7, citation precision 86.4,
-# cited 100, abstention precision 84.2 (16 of 19), recall 100 (16 of 16).
+# the answer 92.6; some cited passage holds it: 93.6), F1 56.4, EM 45.7, citation precision 86.2,
+# cited 100, abstention precision 80.0 (16 of 20), recall 100 (16 of 16).
 CORPUS_GATE = {
     "hit@1": 97.8,
     "hit@5": 98.9,
     "contains": 91.5,
     "contains_folded": 91.5,
     "contains_cited": 91.5,
-    "cited_gold": 93.6,
+    "cited_gold": 92.6,
     "f1": 55.3,
     "em": 44.6,
-    "citation_precision": 85.3,
+    "citation_precision": 85.2,
     "cited": 98.9,
-    "abstain_precision": 79.0,
+    "abstain_precision": 76.1,
     "abstain_recall": 93.7,
 }
 
@@ -94,3 +94,29 @@ def test_benchmark_answers_meet_the_ci_minimums(isolated, name, questions, gate)
     (run,) = json.loads((isolated / "out.json").read_text(encoding="utf-8"))["runs"]
     assert run["figures"]["questions"] == questions and run["figures"]["unanswerable"] == 0
     assert max(len(q["answer"]) for q in run["questions"]) <= 400
+
+
+# Questions off the articles' topic: ViQuAD dev's 2,285 questions about Wikipedia paragraphs,
+# asked of the seed corpus (two articles on Hà Nội's delegations), where none has an answer.
+# Measured 85.2 % answered "not found" (70.2 % before the unknown-words floor); the minimum sits
+# about 12 questions under.
+OFF_TOPIC_MIN = 84.7
+
+
+@pytest.mark.slow
+def test_questions_off_the_articles_topic_are_not_answered(indexed, isolated):
+    from rag.evaluation import load_squad
+
+    if not (BENCHMARKS / "viquad-dev.json").is_file():
+        pytest.skip("needs ../shared/benchmarks/viquad-dev.json beside the project")
+    _, questions = load_squad(BENCHMARKS / "viquad-dev.json")
+    lines = [json.dumps({"id": q.id, "question": q.question, "answers": []}, ensure_ascii=False)
+             for q in questions]
+    (isolated / "off-topic.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_rag("eval", "--qa", "off-topic.jsonl", f"--min=abstain_recall={OFF_TOPIC_MIN}",
+                     "--json", "out.json", timeout=1800)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = json.loads((isolated / "out.json").read_text(encoding="utf-8"))["runs"]
+    assert run["figures"]["questions"] == run["figures"]["unanswerable"] == 2285
+    answered = [q for q in run["questions"] if not q["abstained"]]
+    assert all(q["citations"] for q in answered)  # what is still answered is cited, as any answer
