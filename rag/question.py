@@ -50,13 +50,8 @@ def article_field(question: str) -> str:
     return next((name for name, pattern in _ABOUT_ARTICLE if pattern.search(folded)), "")
 
 
-_ENGLISH_ASKING = re.compile(r"\b(?:who|whom|when|where|what date|which (?:day|year|month)|how many|how much)\b")
-
-
 def question_kind(question: str) -> str:
     folded = fold(question)
-    if is_vietnamese(question):  # "Doctor Who thường mang theo …": a title, not "who"
-        folded = _ENGLISH_ASKING.sub(" ", folded)
     for kind, pattern in _KINDS:
         if pattern.search(folded) or (kind == "number" and _few(question)):
             return kind
