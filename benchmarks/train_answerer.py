@@ -66,10 +66,11 @@ def fold_of(name: str, doc: str) -> int:
 
 def open_set(name: str, settings: Settings):
     """(retriever, questions, open index) of one question set, its index built if needed:
-    ``dev``, ``corpus``, or ``off-topic``: dev's questions asked of the seed corpus, where
-    none has an answer."""
-    if name == "dev":
-        corpus, questions = evaluation.squad_corpus(ROOT.parent / "shared" / "benchmarks" / "viquad-dev.json")
+    ``dev``, ``xquad``, ``corpus``, or ``off-topic``: dev's questions asked of the seed corpus,
+    where none has an answer."""
+    if name in ("dev", "xquad"):
+        benchmark = {"dev": "viquad-dev.json", "xquad": "xquad.vi.json"}[name]
+        corpus, questions = evaluation.squad_corpus(ROOT.parent / "shared" / "benchmarks" / benchmark)
         settings = settings.with_(corpus_dir=corpus, store_dir=evaluation.squad_store(corpus, settings))
     else:
         if name == "off-topic":
