@@ -184,8 +184,8 @@ class _ArticleWords(NamedTuple):
 MIN_SIMILARITY = 0.80  # floor for the best sentence's cosine similarity
 MIN_OVERLAP = 0.25  # share of the question's content words a Vietnamese answer sentence must hold
 # A Vietnamese question more than this share of whose words (pyvi's) no article writes is about
-# something else: the lowest floor under which no question of ViQuAD dev, XQuAD-vi or the corpus
-# set answered right is refused (at 0.5 and above, dev would lose 3 of them, XQuAD-vi 4).
+# something else: the lowest floor that refuses no question ViQuAD dev, XQuAD-vi or the corpus
+# set answers right (refusing at exactly half too, dev would lose 3 of them, XQuAD-vi 4).
 MAX_UNKNOWN = 0.5
 MORE_SENTENCES = 2  # after the best
 ARTICLE_CACHE = 512  # articles whose words are kept for the named-terms check
