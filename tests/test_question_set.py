@@ -187,3 +187,11 @@ def test_duplicate_ids_bad_follow_ups_and_low_counts_are_reported(texts):
     assert any("follows unknown id" in p for p in problems)
     assert any("which comes later" in p for p in _problems([json.dumps(early, ensure_ascii=False)] + lines, texts))
     assert any("questions (at least" in p for p in _problems(lines[:10], texts))
+
+
+def test_the_off_topic_set_loads_and_answers_nothing():
+    from rag.evaluation import load_question_set
+
+    questions = load_question_set(ROOT / "evalsets" / "off-topic.jsonl")
+    assert len(questions) == 40 and len({q.id for q in questions}) == 40
+    assert all(not q.answers and not q.doc and q.type == "off-topic" for q in questions)
