@@ -163,8 +163,9 @@ def content_terms(question: str) -> list[str]:
 
 
 def content_words(question: str) -> list[list[str]]:
-    """The question's words as pyvi segments them, each a list of its syllables as typed
-    (``[["hộ", "chiếu"], ["đăng", "ký"]]``), once each, without words made of stopwords alone."""
+    """The question's words as pyvi segments them, each a list of its syllables as typed, once
+    each, without words made of stopwords alone: "Hộ chiếu được cấp ở đâu?" -> ``[["Hộ",
+    "chiếu"], ["cấp"]]``."""
     found = {}
     for word in segment_words(question).split():
         syllables = words(word.replace("_", " "))
