@@ -22,8 +22,8 @@ from .question import (article_field, asks_who_led_or_met, constituent, dates_ev
                        needs_short_answer, person_by_verb, question_kind, short_answer, spelled_like)
 from .retrieval import Retriever
 from .scoring import FEATURES, Candidate, SentenceScorer, features, load_scorer
-from .text import (STOPWORDS, content_terms, content_words, fold, is_english, is_vietnamese, near_spellings,
-                   segment_words, toned, words)
+from .text import (STOPWORDS, content_terms, content_words, fold, in_vietnamese, is_english, is_vietnamese,
+                   near_spellings, segment_words, toned, words)
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các bài báo."
 MAX_ANSWER_CHARS = 400
@@ -137,11 +137,19 @@ def standalone_question(question: str, history: Sequence[tuple[str, str]] = ()) 
     return f"{rewritten} ({context})" if context else rewritten
 
 
+# A greeting or thanks ahead of the question ("Chào bạn, …", "Hi! …") is not part of what is
+# asked: its words would draw the passages where someone is welcomed or thanked.
+_GREETING = re.compile(r"^\s*(?:(?:xin\s+)?ch[àa]o|c[ảáa]m\s+[ơo]n|hello|hi|hey|thanks|thank\s+you)"
+                       r"(?:\s+(?:b[ạa]n|anh|ch[ịi]|em|there))?(?:\s+(?:nhé|nhe|nha|ạ|a))?\s*[,.!:;]+\s*(?=\S)", re.I)
+
+
 def with_history(stream, question: str, history: Sequence[tuple[str, str]],
                  rewrite=standalone_question) -> Iterator[Event]:
     """Run an answerer's ``stream`` on the standalone form of a follow-up (``rewrite(question,
-    history)``); the final answer keeps the question as asked and records the rewritten one."""
-    standalone = rewrite(question, history) if history else question
+    history)``) and without a greeting ahead of it; the final answer keeps the question as asked
+    and records the rewritten one."""
+    asked = _GREETING.sub("", question, count=1)
+    standalone = rewrite(asked, history) if history else asked
     for event in stream(standalone):
         if isinstance(event, Final) and standalone != question:
             event = Final(dataclasses.replace(event.answer, question=question, standalone=standalone))
@@ -357,8 +365,7 @@ class ExtractiveAnswerer:
         if any(not lexical.knows(term) and not lexical.knows_joined(term)
                and not spelled_like(term, lexical.exact_words(), lexical.near_words()) for term in named):
             return None  # asks about a place or person no article mentions
-        asked = content_words(question) if vietnamese else []
-        if sum(not lexical.knows_word(word) for word in asked) > MAX_UNKNOWN * len(asked):
+        if mostly_unknown(question, lexical):
             return None  # most of its words no article writes: it is about something else
         kind = question_kind(question)
         # Each retrieved article's words and word pairs (lower-cased), to check it is about the
@@ -409,6 +416,22 @@ class ExtractiveAnswerer:
         return eligible[0]
 
 
+def mostly_unknown(question: str, lexical) -> bool:
+    """Whether more than :data:`MAX_UNKNOWN` of the question's words are in no article: pyvi's
+    words, each syllable as typed; typed without diacritics, each syllable folded ("hello",
+    "gia vang hom nay"). In English, every word (through the glossary): its gaps leave words of
+    questions about the articles unknown too ("memoranda", "outlet")."""
+    if is_vietnamese(question):
+        known = [lexical.knows_word(word) for word in content_words(question)
+                 if not {s.lower() for s in word} <= _SMALL_TALK]  # "Bạn có khỏe không?"
+    elif is_english(question):
+        known = [lexical.knows_folded(in_vietnamese(term)) for term in content_terms(question)]
+        return bool(known) and not any(known)
+    else:
+        known = [lexical.knows_folded([term]) for term in content_terms(question)]
+    return sum(not k for k in known) > MAX_UNKNOWN * len(known)
+
+
 def typed_terms(question: str) -> dict[str, set[str]]:
     """The question's content words, folded (as the scorer's ``overlap`` counts them), each with
     the forms it was typed in with diacritics (:func:`rag.text.toned`; none when typed without)."""
@@ -432,10 +455,17 @@ def typed_overlap(terms: dict[str, set[str]], sentence: str) -> float:
     return sum(term in held and (not forms or bool(forms & held[term])) for term, forms in terms.items()) / len(terms)
 
 
+# Greetings, thanks, and the words that address the assistant: a message of these alone asks
+# nothing of the articles ("Xin chào", "Cảm ơn bạn", "Bạn là ai?", "Hi, who are you?").
+# As typed: "cấm" is not the "cảm" of "cảm ơn" (typed without diacritics, both are "cam").
+_SMALL_TALK = set("xin chào chao cảm cám cam ơn on tạm tam biệt biet bạn ban ơi oi "
+                  "hello hi hey thanks thank you bye ok okay".split())
+
+
 def nothing_asked(question: str) -> bool:
-    """A question without a word to look for ("?", "x", an emoji, "Ai?"): nothing in the articles
-    can answer it, and the passages a search would return are not related to it."""
-    return not any(len(term) >= 2 for term in content_terms(question))
+    """A question without a word to look for ("?", "x", an emoji, "Ai?", "Xin chào"): nothing in
+    the articles can answer it, and the passages a search would return are not related to it."""
+    return not any(len(w) >= 2 and fold(w) not in STOPWORDS and w.lower() not in _SMALL_TALK for w in words(question))
 
 
 def not_found(question: str, hits: Sequence[Hit], timings: dict) -> Iterator[Event]:

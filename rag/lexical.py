@@ -209,6 +209,10 @@ class LexicalIndex:
         """Whether a word occurs anywhere in the index, as written (any case)."""
         return self._frequency(f"~{word.lower()}") > 0
 
+    def knows_folded(self, syllables: list[str]) -> bool:
+        """Whether each syllable occurs in the index, diacritics aside (a word typed without them)."""
+        return all(self._frequency(fold(s)) for s in syllables)
+
     def knows_word(self, syllables: list[str]) -> bool:
         """Whether a word of one or more syllables ("hộ", "chiếu") occurs in the index: each
         syllable as written (any case), each two adjacent ones side by side (folded)."""

@@ -127,6 +127,9 @@ def test_lexical_index_knows_a_word_by_its_syllables_as_written_and_side_by_side
     assert not index.knows_word(["hộ", "chiếu"])  # each syllable is there, never side by side
     assert not index.knows_word(["phở"])  # the "Phó" of "Phó Bí thư" folds like it
     assert index.knows_word(["thăm"]) and not index.knows_word(["tham", "thủ"])
+    # Typed without diacritics: each syllable folded, wherever it stands.
+    assert index.knows_folded(["pho"]) and index.knows_folded(["thu", "ho"])
+    assert not index.knows_folded(["hello"]) and not index.knows_folded(["thu", "hello"])
 
 
 def test_lexical_index_knows_which_tokens_built_it(tmp_path, monkeypatch):

@@ -54,6 +54,11 @@ def stated(answer) -> str:
     # A role named with the article's own words.
     ("Bí thư thứ nhất Thành ủy La Habana là ai?", "Luis Antonio Torres Iríbar", CUBA),
     ("Ai là Bí thư thứ nhất Thành ủy La Habana?", "Luis Antonio Torres Iríbar", CUBA),
+    # A greeting ahead of the question is not part of it (its "chào" would draw the welcome).
+    ("Chào bạn, đoàn Hà Nội sang Cuba khi nào?", "20-23/11", CUBA),
+    ("chao ban, doan ha noi sang cuba khi nao", "20-23/11", CUBA),
+    ("Xin chào! Ai dẫn đầu đoàn Hà Nội sang Cuba?", "Nguyễn Thị Tuyến", CUBA),
+    ("Hi, how much rice did Hanoi give to Havana?", "2000 tấn", CUBA),
 ])
 def test_the_fact_asked_for_leads_the_answer_and_its_passage_is_cited(answerer, question, fact, doc_id):
     answer = answerer.answer(question)
@@ -93,8 +98,11 @@ def test_the_fact_asked_for_leads_the_answer_and_its_passage_is_cited(answerer, 
     "thanh pho ha noi da tang argentina bao nhieu tan gao",
     "thanh pho ha noi tang argentina may tan gao",
     "Hà Nội tặng Peru mấy tấn gạo?",
-    # Nothing to look for.
-    "?", "x", "🙂", "Ai?",
+    # Typed without diacritics or in English, most of the words in no article.
+    "gia vang hom nay bao nhieu", "How many people live in Tokyo?",
+    # Nothing to look for: greetings, thanks, words to the assistant.
+    "?", "x", "🙂", "Ai?", "hello", "ok", "test", "thanks", "Xin chào", "Chào bạn!", "Cảm ơn bạn nhiều",
+    "Bạn là ai?", "Bạn có khỏe không?", "Who are you?",
 ])
 def test_what_the_articles_do_not_say_is_not_found(answerer, question):
     answer = answerer.answer(question)
