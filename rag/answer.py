@@ -422,6 +422,8 @@ def mostly_unknown(question: str, lexical) -> bool:
     "gia vang hom nay"). In English, every word (through the glossary): its gaps leave words of
     questions about the articles unknown too ("memoranda", "outlet")."""
     if is_vietnamese(question):
+        if first_person(question, set()):  # a person the articles name (the named-terms check came first)
+            return False  # "Ngô Thị Thanh Hằng giữ chức vụ gì?": one word of pyvi's, the others unknown
         known = [lexical.knows_word(word) for word in content_words(question)
                  if not {s.lower() for s in word} <= _SMALL_TALK]  # "Bạn có khỏe không?"
     elif is_english(question):

@@ -54,8 +54,21 @@ def question_kind(question: str) -> str:
     folded = fold(question)
     for kind, pattern in _KINDS:
         if pattern.search(folded) or (kind == "number" and _few(question)):
-            return kind
+            return "" if kind == "person" and asks_who_someone_is(question) else kind
     return ""
+
+
+_WHO_IS = re.compile(r"^(?P<subject>.+?)\s+là ai\s*\??$|^(?:ai là|who (?:is|was))\s+(?P<before>.+?)\s*\??$", re.I)
+_HONORIFICS = {"ong", "ba", "dong", "chi", "mr", "mrs", "ms"}
+
+
+def asks_who_someone_is(question: str) -> bool:
+    """"Arturo Ayala là ai?", "Who is Marco Medina?": the question names the person and asks
+    what they are (their post), so no other name answers it."""
+    match = _WHO_IS.match(question.strip())
+    subject = match and (match.group("subject") or match.group("before"))
+    name = first_person(subject, set()) if subject else ""
+    return bool(name) and {fold(w) for w in words(subject)} - {fold(w) for w in words(name)} <= _HONORIFICS
 
 
 _TIME_UNITS = {"giay", "phut", "gio", "ngay", "tuan", "thang", "nam"}
@@ -518,8 +531,8 @@ def person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
 def _capitalised_runs(sentence: str) -> list[list[str]]:
     runs, current = [], []
     for token in sentence.replace(",", " , ").split() + [","]:
-        word = token.strip(".;:()\"“”")
-        if word and word[0].isupper() and word == token.strip(".;:"):
+        word = token.strip(".;:?!()\"“”")
+        if word and word[0].isupper() and word == token.strip(".;:?!"):
             current.append(word)
             continue
         if len(current) >= 2:

@@ -20,6 +20,10 @@ from rag.text import query_terms
     ("Hà Nội tặng mấy tấn gạo?", "number"), ("ha noi tang may tan gao", "number"),
     ("tuong dai nam o quan may", "number"), ("doan di may bay sang cuba", ""),  # "máy bay": a plane
     ("ha noi tang cuba may tinh", ""),  # "máy tính": computers
+    # Who a named person is asks for their post, not a name; who holds a post asks for a name.
+    ("Arturo Ayala là ai?", ""), ("Ai là Arturo Ayala?", ""), ("Bà Ngô Thị Thanh Hằng là ai?", ""),
+    ("Who is Marco Medina?", ""), ("Tổng Bí thư Đảng Cộng sản Argentina là ai?", "person"),
+    ("Ai là Bí thư thứ nhất Thành ủy La Habana?", "person"), ("Ca sĩ nổi tiếng nhất Việt Nam là ai?", "person"),
 ])
 def test_question_kind(question, kind):
     assert question_kind(question) == kind
@@ -134,6 +138,13 @@ def test_a_name_after_a_comma_holds_the_role_only_as_another_title():
     question = "What is the name of the Buenos Aires city leader?"
     assert short_answer("person", sentence, question) == ""
     assert short_answer("person", "Ông gặp lãnh đạo thành phố Buenos Aires Jorge Macri.", question) == "Jorge Macri"
+
+
+def test_a_name_before_a_question_mark_is_the_name_without_it():
+    from rag.question import first_person
+
+    assert first_person("Who is Marco Medina?", set()) == "Marco Medina"
+    assert first_person("Bệnh viện nào tốt nhất Hà Nội?", set()) == ""  # a place, as without the mark
 
 
 def test_names_one_letter_off_are_the_same_name_but_short_syllables_are_exact():

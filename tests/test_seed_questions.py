@@ -54,6 +54,13 @@ def stated(answer) -> str:
     # A role named with the article's own words.
     ("Bí thư thứ nhất Thành ủy La Habana là ai?", "Luis Antonio Torres Iríbar", CUBA),
     ("Ai là Bí thư thứ nhất Thành ủy La Habana?", "Luis Antonio Torres Iríbar", CUBA),
+    # Who a named person is, or what post they hold: the sentence naming them with their post
+    # (not another person's name), even when the question's other words are in no article.
+    ("Arturo Ayala là ai?", "Phó Tổng Bí thư Đảng Cộng sản Peru", ARGENTINA),
+    ("Ai là Arturo Ayala?", "Phó Tổng Bí thư Đảng Cộng sản Peru", ARGENTINA),
+    ("Who is Marco Medina?", "Trưởng Ban Đối ngoại Đảng Cộng sản Peru", ARGENTINA),
+    ("Victor Gorodeki Kot là ai?", "Tổng Bí thư Đảng Cộng sản Argentina", ARGENTINA),
+    ("Ngô Thị Thanh Hằng giữ chức vụ gì?", "Phó Bí thư Thường trực Thành ủy", ARGENTINA),
     # A greeting ahead of the question is not part of it (its "chào" would draw the welcome).
     ("Chào bạn, đoàn Hà Nội sang Cuba khi nào?", "20-23/11", CUBA),
     ("chao ban, doan ha noi sang cuba khi nao", "20-23/11", CUBA),
