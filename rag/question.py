@@ -253,7 +253,7 @@ def english_role(question: str) -> list[str]:
                          (_ENGLISH_TITLES if n == 0 else {}) | _ENGLISH_ROLE_WORDS), 1)
             phrase = " ".join(tokens[-size:])
             phrases.append(_ENGLISH_TITLES.get(phrase.lower()) if n == 0 and phrase.lower() in _ENGLISH_TITLES
-                           else _ENGLISH_ROLE_WORDS.get(phrase.lower(), phrase))
+                           else _ENGLISH_ROLE_WORDS.get(phrase.lower()) or " ".join(in_vietnamese(phrase)))
             tokens = tokens[:-size]
         if n == 0 and fold(phrases[0]) not in _ENGLISH_TITLES.values():
             return []  # "Who is the oldest player?" names no post

@@ -131,6 +131,9 @@ def test_english_titles_are_read_as_vietnamese_writes_them():
     assert english_role("Who is the deputy general secretary of the Communist Party of Peru – Patria Roja?") == \
         "pho tong bi thu dang cong san peru".split()
     assert english_role("Who is the oldest player?") == [] and english_role("Who led the delegation?") == []
+    # A country's adjective is the country, as the glossary has it.
+    assert english_role("Who is the General Secretary of the Argentine Communist Party?") == \
+        "tong bi thu dang cong san argentina".split()
 
 
 def test_a_name_after_a_comma_holds_the_role_only_as_another_title():

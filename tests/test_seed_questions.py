@@ -54,6 +54,8 @@ def stated(answer) -> str:
     # A role named with the article's own words.
     ("Bí thư thứ nhất Thành ủy La Habana là ai?", "Luis Antonio Torres Iríbar", CUBA),
     ("Ai là Bí thư thứ nhất Thành ủy La Habana?", "Luis Antonio Torres Iríbar", CUBA),
+    ("Who is the General Secretary of the Argentine Communist Party?", "Victor Gorodeki Kot", ARGENTINA),
+    ("Who is the Deputy General Secretary of the Peruvian Communist Party?", "Arturo Ayala", ARGENTINA),
     # Who a named person is, or what post they hold: the sentence naming them with their post
     # (not another person's name), even when the question's other words are in no article.
     ("Arturo Ayala là ai?", "Phó Tổng Bí thư Đảng Cộng sản Peru", ARGENTINA),
