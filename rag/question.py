@@ -523,6 +523,8 @@ def person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
                 if subject:
                     found = list(_names(" ".join(tokens[max(0, i - SUBJECT_WINDOW):i]) + " ,", asked))
                     return found[-1] if found else ""
+                if tokens[i + len(phrase) - 1][-1] in ",;:.":
+                    continue  # "tại cuộc gặp, bà …": the verb's clause ends there
                 after = " ".join(tokens[i + len(phrase):i + len(phrase) + 20])
                 return first_person(after[:_phrase_end(after)], asked)
     return ""

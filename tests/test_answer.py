@@ -79,6 +79,9 @@ def test_the_one_met_is_named_in_the_same_clause_as_the_verb():
     assert person_by_verb(sentence, "Who did the delegation meet?", set()) == ""
     sentence = "Đoàn làm việc với Tổng Vụ trưởng Bộ Ngoại giao Peru, Đại sứ Elard Alberto Escala."
     assert person_by_verb(sentence, "Đoàn gặp ai?", set()) == "Elard Alberto Escala"
+    # A comma right after the verb ends its clause: who follows did not meet anyone.
+    sentence = "Phát biểu tại cuộc gặp, bà Ngô Thị Thanh Hằng đã cảm ơn Đảng Cộng sản Argentina."
+    assert person_by_verb(sentence, "Đoàn Hà Nội gặp ai ở Argentina?", set()) == ""
 
 
 def test_person_questions_follow_the_verb_asked_about():

@@ -56,6 +56,11 @@ def stated(answer) -> str:
     ("Ai là Bí thư thứ nhất Thành ủy La Habana?", "Luis Antonio Torres Iríbar", CUBA),
     ("Who is the General Secretary of the Argentine Communist Party?", "Victor Gorodeki Kot", ARGENTINA),
     ("Who is the Deputy General Secretary of the Peruvian Communist Party?", "Arturo Ayala", ARGENTINA),
+    # Whom the delegation met (not its own head, named after "tại cuộc gặp,").
+    ("Đoàn Hà Nội gặp ai ở Argentina?", "Victor Gorodeki Kot", ARGENTINA),
+    ("Ở Argentina, đoàn gặp ai?", "Victor Gorodeki Kot", ARGENTINA),
+    ("doan ha noi gap ai o argentina", "Victor Gorodeki Kot", ARGENTINA),
+    ("Who did the delegation meet in Argentina?", "Victor Gorodeki Kot", ARGENTINA),
     # Who a named person is, or what post they hold: the sentence naming them with their post
     # (not another person's name), even when the question's other words are in no article.
     ("Arturo Ayala là ai?", "Phó Tổng Bí thư Đảng Cộng sản Peru", ARGENTINA),
