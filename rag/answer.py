@@ -424,8 +424,8 @@ def mostly_unknown(question: str, lexical) -> bool:
     if is_vietnamese(question):
         if first_person(question, set()):  # a person the articles name (the named-terms check came first)
             return False  # "Ngô Thị Thanh Hằng giữ chức vụ gì?": one word of pyvi's, the others unknown
-        known = [lexical.knows_word(word) for word in content_words(question)
-                 if not {s.lower() for s in word} <= _SMALL_TALK]  # "Bạn có khỏe không?"
+        known = [lexical.knows_word(word) for word in content_words(question)  # "Bạn có khỏe không?"
+                 if not (is_vietnamese(" ".join(word)) and {s.lower() for s in word} <= _SMALL_TALK)]
     elif is_english(question):
         known = [lexical.knows_folded(in_vietnamese(term)) for term in content_terms(question)]
         return bool(known) and not any(known)
@@ -459,7 +459,8 @@ def typed_overlap(terms: dict[str, set[str]], sentence: str) -> float:
 
 # Greetings, thanks, and the words that address the assistant: a message of these alone asks
 # nothing of the articles ("Xin chào", "Cảm ơn bạn", "Bạn là ai?", "Hi, who are you?").
-# As typed: "cấm" is not the "cảm" of "cảm ơn" (typed without diacritics, both are "cam").
+# As typed: "cấm" is not the "cảm" of "cảm ơn" (typed without diacritics, both are "cam"), and
+# in a question typed with diacritics, "Ban" (a board) is not "bạn".
 _SMALL_TALK = set("xin chào chao cảm cám cam ơn on tạm tam biệt biet bạn ban ơi oi "
                   "hello hi hey thanks thank you bye ok okay".split())
 

@@ -69,7 +69,8 @@ class CitationOut(BaseModel):
 
 class AnswerOut(BaseModel):
     question: str
-    standalone: str = Field(description="the question as retrieved (a follow-up made standalone)")
+    standalone: str = Field(description="the question as retrieved (a follow-up made standalone, "
+                                        "a greeting ahead of it dropped)")
     answer: str = Field(description="the answer text with [n] citations")
     short: str = Field(description="the direct answer (a name, number, date, place) when there is one")
     abstained: bool = Field(description="true when the articles do not answer: 'answer' says so")
