@@ -117,8 +117,8 @@ def standalone_question(question: str, history: Sequence[tuple[str, str]] = ()) 
     retrieval, from the previous question and answer; other questions are returned unchanged.
 
     Deterministic: a pronoun for a person becomes the person the previous answer named; the
-    previous question, without its question words and with its place replaced by a newly named
-    one, is appended as context."""
+    previous question, without its question words (unless the follow-up asks none: "Còn ở Peru
+    thì sao?") and with its place replaced by a newly named one, is appended as context."""
     if not history:
         return question
     follows = bool(_CONTINUATION.match(question) or _PRONOUN.search(question) or _ANAPHORA.search(question))
@@ -132,7 +132,9 @@ def standalone_question(question: str, history: Sequence[tuple[str, str]] = ()) 
     context = previous_question
     if _PLACE.search(rewritten):  # "Còn ở Peru…": Peru replaces the place asked about before
         context = _PLACE.sub("", context)
-    context = " ".join(_ASKING.sub(" ", context).replace(",", " ").split())
+    if _ASKING.search(rewritten.replace("?", "")):  # it asks its own question; "… thì sao?" asks none
+        context = _ASKING.sub(" ", context)
+    context = " ".join(context.replace(",", " ").replace("?", " ").split())
     rewritten = rewritten[:1].upper() + rewritten[1:]
     return f"{rewritten} ({context})" if context else rewritten
 

@@ -477,9 +477,10 @@ def _asked_verb(question: str) -> tuple[bool, list[list[str]]]:
     if is_english(question):
         asked = [w.lower() for w in words(question)]
         verb = next((w for w in asked if w in _ENGLISH_VERBS), "")
-        if not verb or asked[0] not in ("who", "whom", "which"):
+        at = next((i for i, w in enumerate(asked) if w in ("who", "whom", "which")), None)  # "In Peru? (Who …)"
+        if not verb or at is None:
             return False, []
-        return asked[:2] == ["who", verb], [p.split() for p in _ENGLISH_VERBS[verb]]
+        return asked[at:at + 2] == ["who", verb], [p.split() for p in _ENGLISH_VERBS[verb]]
     asked = [fold(w) for w in words(question)]
     if "ai" not in asked:
         return False, []

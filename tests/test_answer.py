@@ -406,3 +406,15 @@ def test_the_follow_up_about_peru_names_someone_the_delegation_met_there(answere
     answer = answerer.answer("Còn ở Peru thì đoàn gặp ai?", [(first, previous.text)])
     assert answer.short in {"Arturo Ayala", "Marco Medina", "Elard Alberto Escala Sanchez-Barreto"}
     assert answer.short in answer.citations[0].quote
+
+
+@pytest.mark.parametrize("first, follow_up", [
+    ("Đoàn Hà Nội gặp ai ở Argentina?", "Còn ở Peru thì sao?"),
+    ("Ở Argentina, đoàn đã hội kiến ai?", "Còn ở Peru?"),
+    ("Who did the delegation meet in Argentina?", "What about in Peru?"),
+])
+def test_a_follow_up_that_asks_nothing_itself_asks_the_question_before(answerer, first, follow_up):
+    previous = answerer.answer(first)
+    answer = answerer.answer(follow_up, [(first, previous.text)])
+    assert answer.short in {"Arturo Ayala", "Marco Medina", "Elard Alberto Escala Sanchez-Barreto"}, answer.text
+    assert answer.short in answer.citations[0].quote
