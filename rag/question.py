@@ -485,8 +485,9 @@ def _asked_verb(question: str) -> tuple[bool, list[list[str]]]:
     if "ai" not in asked:
         return False, []
     at = asked.index("ai")
-    subject = at == 0 or asked[:at] == ["la"]
-    verb = asked[at + 1:at + 3] if subject else asked[max(0, at - 2):at]
+    start = at - 1 if at and asked[at - 1] == "nhung" else at  # "gặp những ai": the verb is "gặp"
+    subject = start == 0 or asked[:start] == ["la"]
+    verb = asked[at + 1:at + 3] if subject else asked[max(0, start - 2):start]
     verb = [w for w in verb if w not in STOPWORDS] if subject else verb
     if not verb or all(w in STOPWORDS for w in verb):
         return subject, []
@@ -507,6 +508,7 @@ def asks_who_led_or_met(question: str) -> bool:
     return any(tuple(p) in known for p in phrases)
 
 
+_SEVERAL = re.compile(r"\bnhung ai\b")  # "những ai" asks for everyone
 # Words before the verb searched for its subject: "do đồng chí Nguyễn Thị Tuyến, Ủy viên Trung ương
 # Đảng, Phó Bí thư Thường trực Thành ủy Hà Nội làm trưởng đoàn" puts 17 between name and verb.
 SUBJECT_WINDOW = 24
@@ -526,6 +528,9 @@ def person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
                     return found[-1] if found else ""
                 if tokens[i + len(phrase) - 1][-1] in ",;:.":
                     continue  # "tại cuộc gặp, bà …": the verb's clause ends there
+                if _SEVERAL.search(fold(question)):  # "làm việc với những ai?": everyone in the clause
+                    after = " ".join(tokens[i + len(phrase):])
+                    return " và ".join(_names(after[:_phrase_end(after)], asked))
                 after = " ".join(tokens[i + len(phrase):i + len(phrase) + 20])
                 return first_person(after[:_phrase_end(after)], asked)
     return ""

@@ -79,6 +79,11 @@ def test_the_one_met_is_named_in_the_same_clause_as_the_verb():
     assert person_by_verb(sentence, "Who did the delegation meet?", set()) == ""
     sentence = "Đoàn làm việc với Tổng Vụ trưởng Bộ Ngoại giao Peru, Đại sứ Elard Alberto Escala."
     assert person_by_verb(sentence, "Đoàn gặp ai?", set()) == "Elard Alberto Escala"
+    # "những ai": everyone the verb points at in its clause, however far.
+    sentence = ("Tại Peru, đoàn đã có các buổi làm việc với Phó Tổng Bí thư Đảng Cộng sản Peru Tổ quốc đỏ "
+                "Arturo Ayala và Trưởng Ban Đối ngoại Đảng Cộng sản Peru Marco Medina.")
+    assert person_by_verb(sentence, "Đoàn làm việc với những ai?", set()) == "Arturo Ayala và Marco Medina"
+    assert person_by_verb(sentence, "Đoàn làm việc với ai?", set()) == "Arturo Ayala"
     # A comma right after the verb ends its clause: who follows did not meet anyone.
     sentence = "Phát biểu tại cuộc gặp, bà Ngô Thị Thanh Hằng đã cảm ơn Đảng Cộng sản Argentina."
     assert person_by_verb(sentence, "Đoàn Hà Nội gặp ai ở Argentina?", set()) == ""

@@ -61,6 +61,8 @@ def stated(answer) -> str:
     ("Ở Argentina, đoàn gặp ai?", "Victor Gorodeki Kot", ARGENTINA),
     ("doan ha noi gap ai o argentina", "Victor Gorodeki Kot", ARGENTINA),
     ("Who did the delegation meet in Argentina?", "Victor Gorodeki Kot", ARGENTINA),
+    # "gặp những ai" asks about "gặp" (not about "những").
+    ("Ở Argentina đoàn gặp những ai?", "Victor Gorodeki Kot", ARGENTINA),
     # Who a named person is, or what post they hold: the sentence naming them with their post
     # (not another person's name), even when the question's other words are in no article.
     ("Arturo Ayala là ai?", "Phó Tổng Bí thư Đảng Cộng sản Peru", ARGENTINA),
@@ -81,6 +83,14 @@ def test_the_fact_asked_for_leads_the_answer_and_its_passage_is_cited(answerer, 
     assert fact.lower() in lead.lower(), (question, answer.short, answer.text)
     assert not lead.rstrip(" .").endswith((" ở", " tại", " của")), answer.text
     assert answer.citations[0].doc_id == doc_id and fact.lower() in answer.citations[0].text.lower()
+
+
+@pytest.mark.parametrize("question", ["Đoàn đã làm việc với những ai ở Peru?", "Ở Peru, đoàn đã gặp những ai?"])
+def test_who_all_names_everyone_the_verb_points_at(answerer, question):
+    answer = answerer.answer(question)
+    assert answer.short == "Arturo Ayala và Marco Medina", answer.text
+    assert answer.citations[0].doc_id == ARGENTINA
+    assert all(name in answer.citations[0].text for name in ("Arturo Ayala", "Marco Medina"))
 
 
 @pytest.mark.parametrize("question", [
