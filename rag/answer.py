@@ -139,10 +139,18 @@ def standalone_question(question: str, history: Sequence[tuple[str, str]] = ()) 
     return f"{rewritten} ({context})" if context else rewritten
 
 
-# A greeting or thanks ahead of the question ("Chào bạn, …", "Hi! …") is not part of what is
-# asked: its words would draw the passages where someone is welcomed or thanked.
-_GREETING = re.compile(r"^\s*(?:(?:xin\s+)?ch[àa]o|c[ảáa]m\s+[ơo]n|hello|hi|hey|thanks|thank\s+you)"
-                       r"(?:\s+(?:b[ạa]n|anh|ch[ịi]|em|there))?(?:\s+(?:nhé|nhe|nha|ạ|a))?\s*[,.!:;]+\s*(?=\S)", re.I)
+# A clause ahead of the question, up to its punctuation ("Chào bạn, …", "Hi! …").
+_LEADING_CLAUSE = re.compile(r"\s*([^,.!:;?]+)[,.!:;]+\s+(?=\S)")
+
+
+def without_greeting(question: str) -> str:
+    """``question`` without a leading greeting or thanks (a clause of :data:`_SMALL_TALK` that
+    asks nothing, not the "Y." of "Y. pestis"): its words would draw the passages where someone
+    is welcomed or thanked."""
+    lead = _LEADING_CLAUSE.match(question)
+    if lead and nothing_asked(lead.group(1)) and any(w.lower() in _SMALL_TALK for w in words(lead.group(1))):
+        return question[lead.end():]
+    return question
 
 
 def with_history(stream, question: str, history: Sequence[tuple[str, str]],
@@ -150,7 +158,7 @@ def with_history(stream, question: str, history: Sequence[tuple[str, str]],
     """Run an answerer's ``stream`` on the standalone form of a follow-up (``rewrite(question,
     history)``) and without a greeting ahead of it; the final answer keeps the question as asked
     and records the rewritten one."""
-    asked = _GREETING.sub("", question, count=1)
+    asked = without_greeting(question)
     standalone = rewrite(asked, history) if history else asked
     for event in stream(standalone):
         if isinstance(event, Final) and standalone != question:
