@@ -7,7 +7,9 @@ model, once as is and once without each rule.
 Most rules left are gates that make the answerer say "not found": the development set has no
 unanswerable question, so their worth shows on the corpus set's unanswerables and on dev's
 questions asked of the seed corpus (off topic there: none has an answer), and their cost on the
-answerable questions. Rules that pick a short answer show in F1 more than in `contains`.
+answerable questions. Rules that pick a short answer show in F1 more than in `contains`, and in
+the new-user set (``evalsets/new-user.jsonl``): its answerable questions count when the answer
+states the fact first (``leads``), the others when they get "not found".
 """
 from __future__ import annotations
 
@@ -87,10 +89,10 @@ RULES = {
 
 def main() -> int:
     settings = Settings.load()
-    sets = {name: open_set(name, settings) for name in ("dev", "xquad", "corpus", "off-topic")}
+    sets = {name: open_set(name, settings) for name in ("dev", "xquad", "corpus", "off-topic", "new-user")}
     print("| rule taken out | what it does | dev `contains` | dev F1 | XQuAD-vi `contains` | corpus `contains` "
-          "| corpus F1 | corpus unanswerables abstaining | off-topic abstaining |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| corpus F1 | corpus unanswerables abstaining | off-topic abstaining | new-user questions right |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, (does, patches) in RULES.items():
         figures = {}
         with without(*patches):
@@ -101,11 +103,14 @@ def main() -> int:
                 figures[set_name] = evaluation.summarise(scores)
                 figures[set_name]["abstaining"] = sum(s["abstained"] for s in scores if not s["answerable"])
                 figures[set_name]["unanswerable_n"] = sum(not s["answerable"] for s in scores)
-        dev, xquad, corpus, off = (figures[n] for n in ("dev", "xquad", "corpus", "off-topic"))
+                # Fact first for a question the articles answer, "not found" for one they do not.
+                figures[set_name]["right"] = sum(s["leads"] if s["answerable"] else s["abstained"] for s in scores)
+        dev, xquad, corpus, off, new = (figures[n] for n in ("dev", "xquad", "corpus", "off-topic", "new-user"))
         print(f"| {name} | {does} | {100 * dev['contains']:.1f} | {100 * dev['f1']:.1f} | "
               f"{100 * xquad['contains']:.1f} | {100 * corpus['contains']:.1f} | {100 * corpus['f1']:.1f} | "
               f"{corpus['abstaining']} of {corpus['unanswerable_n']} | "
-              f"{100 * off['abstaining'] / off['unanswerable_n']:.1f} |", flush=True)
+              f"{100 * off['abstaining'] / off['unanswerable_n']:.1f} | {new['right']} of {new['questions']} |",
+              flush=True)
     for _, _, index in sets.values():
         index.close()
     return 0

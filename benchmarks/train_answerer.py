@@ -66,8 +66,8 @@ def fold_of(name: str, doc: str) -> int:
 
 def open_set(name: str, settings: Settings):
     """(retriever, questions, open index) of one question set, its index built if needed:
-    ``dev``, ``xquad``, ``corpus``, or ``off-topic``: dev's questions asked of the seed corpus,
-    where none has an answer."""
+    ``dev``, ``xquad``, ``corpus``, ``new-user`` (asked of the seed corpus as ``corpus``), or
+    ``off-topic``: dev's questions asked of the seed corpus, where none has an answer."""
     if name in ("dev", "xquad"):
         benchmark = {"dev": "viquad-dev.json", "xquad": "xquad.vi.json"}[name]
         corpus, questions = evaluation.squad_corpus(ROOT.parent / "shared" / "benchmarks" / benchmark)
@@ -76,8 +76,8 @@ def open_set(name: str, settings: Settings):
         if name == "off-topic":
             _, asked = evaluation.squad_corpus(ROOT.parent / "shared" / "benchmarks" / "viquad-dev.json")
             questions = [dataclasses.replace(q, answers=(), doc="", type="unanswerable") for q in asked]
-        else:
-            questions = evaluation.load_question_set(ROOT / "evalsets" / "corpus.jsonl")
+        else:  # "corpus" or "new-user"
+            questions = evaluation.load_question_set(ROOT / "evalsets" / f"{name}.jsonl")
         settings = settings.with_(corpus_dir=ROOT / "corpus",
                                   store_dir=evaluation.cache_root() / f"train-corpus-{settings.embedding}")
     embeddings = make_embeddings(settings)

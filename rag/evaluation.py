@@ -56,7 +56,7 @@ class Metric:
 
 METRICS = [Metric(name, "count") for name in ("questions", "answerable", "unanswerable")] + [
     Metric(name, "share") for name in (*(f"hit@{k}" for k in m.CUTOFFS), "mrr", "ndcg@10", "contains",
-                                       "contains_folded", "contains_cited", "cited_gold", "f1", "em")] + [
+                                       "leads", "contains_folded", "contains_cited", "cited_gold", "f1", "em")] + [
     Metric("chars_mean", "chars"), Metric("chars_p95", "chars")] + [
     Metric(name, "share") for name in ("citation_precision", "cited", "abstained", "abstain_precision",
                                        "abstain_recall")]
@@ -356,6 +356,14 @@ def answer_span(answer) -> str:
     return answer.short or m.strip_citations(answer.text)
 
 
+def lead_span(answer) -> str:
+    """What the answer states first: its short answer, else its text up to the first ``[n]``;
+    "" for "not found"."""
+    if answer.abstained:
+        return ""
+    return answer.short or answer.text.split(" [")[0]
+
+
 def cited_text(citation) -> str:
     """What a reader sees of a cited passage: its text, and its article's title, outlet, link
     and byline."""
@@ -371,7 +379,8 @@ def score(outcome: Outcome, english: bool = False) -> dict:
     if q.answers:
         span = answer_span(a)
         result.update(
-            contains=m.contains_answer(a.text, q.answers), contains_folded=m.contains_answer(a.text, q.answers, True),
+            contains=m.contains_answer(a.text, q.answers), leads=m.contains_answer(lead_span(a), q.answers),
+            contains_folded=m.contains_answer(a.text, q.answers, True),
             f1=m.best_f1(span, q.answers, english), em=m.best_exact_match(span, q.answers, english),
             supported=sum(m.contains_answer(cited_text(c), q.answers) for c in a.citations))
         result["contains_cited"] = result["contains"] and result["supported"] > 0
@@ -391,7 +400,7 @@ def summarise(scores: Sequence[dict]) -> dict:
         figures[f"hit@{k}"] = m.mean([m.hit_at(r, k) for r in ranks])
     figures["mrr"] = m.mean([m.reciprocal_rank(r) for r in ranks])
     figures["ndcg@10"] = m.mean([m.ndcg_at(r, 10) for r in ranks])
-    for name in ("contains", "contains_folded", "contains_cited", "f1", "em"):
+    for name in ("contains", "leads", "contains_folded", "contains_cited", "f1", "em"):
         figures[name] = m.mean([float(s[name]) for s in answerable])
     figures["cited_gold"] = m.mean([float(s["supported"] > 0) for s in answerable])
     lengths = [s["chars"] for s in given]

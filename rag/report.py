@@ -17,8 +17,8 @@ INSTALL_HINT = "pip install -e '.[eval]'"
 SECTIONS = [
     ("set", ["questions", "answerable", "unanswerable"]),
     ("retrieval (answerable questions)", ["hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10"]),
-    ("answers (answerable questions)", ["contains", "contains_folded", "contains_cited", "cited_gold", "f1", "em",
-                                        "chars_mean", "chars_p95"]),
+    ("answers (answerable questions)", ["contains", "leads", "contains_folded", "contains_cited", "cited_gold", "f1",
+                                        "em", "chars_mean", "chars_p95"]),
     ("citations", ["citation_precision", "cited"]),
     ("abstention", ["abstained", "abstain_precision", "abstain_recall"]),
 ]
@@ -29,7 +29,7 @@ BY_TYPE = [("questions", "n"), ("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr", "
 # The Markdown report's tables by type: every figure but the per-stage latencies.
 FULL_BY_TYPE = [("questions", "n"), ("hit@1", "hit@1"), ("hit@3", "hit@3"), ("hit@5", "hit@5"),
                 ("hit@10", "hit@10"), ("mrr", "MRR"), ("ndcg@10", "nDCG@10"), ("contains", "contains"),
-                ("contains_folded", "folded"), ("f1", "F1"), ("em", "EM"), ("chars_mean", "chars"),
+                ("leads", "leads"), ("contains_folded", "folded"), ("f1", "F1"), ("em", "EM"), ("chars_mean", "chars"),
                 ("chars_p95", "chars p95"), ("citation_precision", "cit.prec"), ("cited", "cited"),
                 ("abstained", "not found"), ("abstain_precision", "abst.prec"), ("abstain_recall", "abst.rec"),
                 ("total_p50_ms", "p50 ms"), ("total_p95_ms", "p95 ms")]

@@ -195,3 +195,12 @@ def test_the_off_topic_set_loads_and_answers_nothing():
     questions = load_question_set(ROOT / "evalsets" / "off-topic.jsonl")
     assert len(questions) == 40 and len({q.id for q in questions}) == 40
     assert all(not q.answers and not q.doc and q.type == "off-topic" for q in questions)
+
+
+def test_the_new_user_set_is_grounded(texts):
+    from rag.evaluation import load_question_set
+
+    questions = load_question_set(ROOT / "evalsets" / "new-user.jsonl")
+    ungrounded = [(q.id, a) for q in questions for a in q.answers if _key(a) not in texts.get(q.doc, "")]
+    assert len(questions) >= 70 and ungrounded == []
+    assert all(bool(q.doc) == bool(q.answers) for q in questions)

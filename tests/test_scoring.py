@@ -118,6 +118,6 @@ def test_places_are_those_closest_to_the_question_words_and_not_already_named():
 
 def test_cited_gold_counts_answers_whose_citations_hold_the_gold():
     base = {"answerable": True, "abstained": False, "rank": 1, "chars": 10, "citations": 1, "timings_ms": {},
-            "contains": False, "contains_folded": False, "contains_cited": False, "f1": 0.0, "em": 0.0}
+            "contains": False, "leads": False, "contains_folded": False, "contains_cited": False, "f1": 0.0, "em": 0.0}
     figures = summarise([{**base, "supported": 1}, {**base, "supported": 0}])
     assert figures["cited_gold"] == 0.5 and figures["contains"] == 0.0
