@@ -18,8 +18,9 @@ from typing import Iterator, NamedTuple, Sequence, Union
 import numpy as np
 
 from .index import Hit
-from .question import (article_field, asks_who_led_or_met, constituent, dates_event, first_person, named_terms,
-                       needs_short_answer, person_by_verb, question_kind, short_answer, spelled_like)
+from .question import (article_field, asks_who_led_or_met, constituent, dates_event, first_person, holds_post,
+                       named_terms, needs_short_answer, person_by_verb, post_asked, question_kind, short_answer,
+                       spelled_like)
 from .retrieval import Retriever
 from .scoring import FEATURES, Candidate, SentenceScorer, features, load_scorer
 from .text import (STOPWORDS, content_terms, content_words, fold, in_vietnamese, is_english, is_vietnamese,
@@ -130,13 +131,36 @@ def standalone_question(question: str, history: Sequence[tuple[str, str]] = ()) 
     if person:
         rewritten = _PRONOUN.sub(person, rewritten)
     context = previous_question
-    if _PLACE.search(rewritten):  # "Còn ở Peru…": Peru replaces the place asked about before
-        context = _PLACE.sub("", context)
+    named = [name for name in _names_in(question) if name not in previous_question]
+    if _PLACE.search(rewritten) or (named and _CONTINUATION.match(question)):
+        # "Còn ở Peru…", "Còn Argentina thì sao?": the place named replaces the one asked about before
+        # (the one after "ở" / "tại", else the last one named)
+        earlier = [name for name in _names_in(context) if name not in question]
+        if _PLACE.search(context) or not earlier:
+            context = _PLACE.sub("", context)
+        else:
+            context = "".join(context.rsplit(earlier[-1], 1))
     if _ASKING.search(rewritten.replace("?", "")):  # it asks its own question; "… thì sao?" asks none
         context = _ASKING.sub(" ", context)
     context = " ".join(context.replace(",", " ").replace("?", " ").split())
     rewritten = rewritten[:1].upper() + rewritten[1:]
     return f"{rewritten} ({context})" if context else rewritten
+
+
+def _names_in(text: str) -> list[str]:
+    """Runs of capitalised words after the first word ("Đoàn Hà Nội sang Cuba" -> Hà Nội, Cuba)."""
+    runs, run = [], []
+    for token in text.split()[1:] + ["."]:
+        word = token.strip(",.;:?!()")
+        if word[:1].isupper() and word == token.strip(".?!"):
+            run.append(word)
+            continue
+        if word[:1].isupper():  # "Argentina," ends its run
+            run.append(word)
+        if run:
+            runs.append(" ".join(run))
+        run = []
+    return runs
 
 
 # A clause ahead of the question, up to its punctuation ("Chào bạn, …", "Hi! …").
@@ -207,9 +231,10 @@ MIN_OVERLAP = 0.25  # share of the question's content words a Vietnamese answer 
 MAX_UNKNOWN = 0.5
 MORE_SENTENCES = 2  # after the best
 ARTICLE_CACHE = 512  # articles whose words are kept for the named-terms check
-# A question of who led or whom the delegation met takes a sentence naming who does it if its
-# probability is at least this share of the best one's. Names need capitals, which the
-# development set has not: set on the corpus set (for any verb, it cost one question there).
+# A question of who led or whom the delegation met takes a sentence naming who does it, one of
+# a named person's post a sentence giving it, if its probability is at least this share of the
+# best one's. Names need capitals, which the development set has not: set on the corpus set (for
+# any verb, it cost one question there).
 VERB_RATIO = 0.5
 
 
@@ -416,13 +441,22 @@ class ExtractiveAnswerer:
                             if dates_event(c.sentence, short_answer(kind, c.sentence, question), question)]
         if not eligible:
             return None
+        person, asked = post_asked(question), set(content_terms(question))
+        if person:  # "Nguyễn Thị Tuyến giữ chức vụ gì?": a sentence giving her post
+            return self._preferred(eligible, lambda sentence: holds_post(sentence, person))
         if kind == "person" and asks_who_led_or_met(question):  # a sentence naming who: "hội kiến ai?"
-            asked = set(content_terms(question))
-            for candidate in eligible:
-                if candidate.score < VERB_RATIO * eligible[0].score:
-                    break
-                if person_by_verb(candidate.sentence, question, asked):
-                    return candidate
+            return self._preferred(eligible, lambda sentence: person_by_verb(sentence, question, asked))
+        return eligible[0]
+
+    @staticmethod
+    def _preferred(eligible: list[_Candidate], gives) -> _Candidate:
+        """The most probable sentence that ``gives`` what is asked, if its probability is at
+        least :data:`VERB_RATIO` of the best one's; else the best."""
+        for candidate in eligible:
+            if candidate.score < VERB_RATIO * eligible[0].score:
+                break
+            if gives(candidate.sentence):
+                return candidate
         return eligible[0]
 
 

@@ -54,21 +54,33 @@ def question_kind(question: str) -> str:
     folded = fold(question)
     for kind, pattern in _KINDS:
         if pattern.search(folded) or (kind == "number" and _few(question)):
-            return "" if kind == "person" and asks_who_someone_is(question) else kind
+            return "" if kind == "person" and post_asked(question) else kind
     return ""
 
 
 _WHO_IS = re.compile(r"^(?P<subject>.+?)\s+là ai\s*\??$|^(?:ai là|who (?:is|was))\s+(?P<before>.+?)\s*\??$", re.I)
 _HONORIFICS = {"ong", "ba", "dong", "chi", "mr", "mrs", "ms"}
+_POST = re.compile(r"\b(?:chuc vu|chuc danh|giu chuc|position|post)\b")  # "… giữ chức vụ gì?"
 
 
-def asks_who_someone_is(question: str) -> bool:
-    """"Arturo Ayala là ai?", "Who is Marco Medina?": the question names the person and asks
-    what they are (their post), so no other name answers it."""
+def post_asked(question: str) -> str:
+    """The person whose post the question asks ("Arturo Ayala là ai?", "Who is Marco Medina?",
+    "Nguyễn Thị Tuyến giữ chức vụ gì?"), or "": no other name answers it."""
+    if _POST.search(fold(question)):
+        return first_person(re.sub(r"['’]s\b", "", question), set())  # "What is … Tuyến's position?"
     match = _WHO_IS.match(question.strip())
     subject = match and (match.group("subject") or match.group("before"))
     name = first_person(subject, set()) if subject else ""
-    return bool(name) and {fold(w) for w in words(subject)} - {fold(w) for w in words(name)} <= _HONORIFICS
+    whole = {fold(w) for w in words(subject or "")} - {fold(w) for w in words(name)} <= _HONORIFICS
+    return name if name and whole else ""
+
+
+def holds_post(sentence: str, person: str) -> bool:
+    """Whether the sentence names ``person`` with a post attached ("do đồng chí Nguyễn Thị Tuyến,
+    Ủy viên Trung ương Đảng, …"; "Trưởng Ban Đối ngoại Đảng Cộng sản Peru Marco Medina")."""
+    folded, last = fold(sentence), fold(person.split()[-1])
+    return any(title in folded and last in fold(_name_for_role(sentence, title.split(), set())).split()
+               for title in _TITLES)
 
 
 _TIME_UNITS = {"giay", "phut", "gio", "ngay", "tuan", "thang", "nam"}

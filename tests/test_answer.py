@@ -151,6 +151,35 @@ def test_a_name_after_a_comma_holds_the_role_only_as_another_title():
     assert short_answer("person", "Ông gặp lãnh đạo thành phố Buenos Aires Jorge Macri.", question) == "Jorge Macri"
 
 
+@pytest.mark.parametrize("question, person", [
+    ("Arturo Ayala là ai?", "Arturo Ayala"), ("Ai là Arturo Ayala?", "Arturo Ayala"),
+    ("Bà Nguyễn Thị Tuyến là ai?", "Nguyễn Thị Tuyến"), ("Who is Marco Medina?", "Marco Medina"),
+    ("Nguyễn Thị Tuyến giữ chức vụ gì?", "Nguyễn Thị Tuyến"), ("Chức vụ của Nguyễn Thị Tuyến là gì?", "Nguyễn Thị Tuyến"),
+    ("What is Nguyễn Thị Tuyến's position?", "Nguyễn Thị Tuyến"),
+    # A post asked for its holder, or someone described: no person's post is asked.
+    ("Tổng Bí thư Đảng Cộng sản Argentina là ai?", ""), ("Ai là người dẫn đầu đoàn?", ""),
+    ("Ca sĩ nổi tiếng nhất Việt Nam là ai?", ""), ("Ai là Tổng thống Pháp?", ""),
+])
+def test_the_person_whose_post_is_asked(question, person):
+    from rag.question import post_asked
+
+    assert post_asked(question) == person
+
+
+def test_a_post_is_held_when_attached_to_the_name_before_or_after_it():
+    from rag.question import holds_post
+
+    after = ("Đoàn đại biểu thành phố Hà Nội do đồng chí Nguyễn Thị Tuyến, Ủy viên Trung ương Đảng, Phó Bí thư "
+             "Thường trực Thành ủy Hà Nội làm trưởng đoàn đã thăm Cuba.")
+    assert holds_post(after, "Nguyễn Thị Tuyến")
+    assert holds_post("Phó Bí thư Thường trực Thành ủy Hà Nội Nguyễn Thị Tuyến cảm ơn Đoàn.", "Nguyễn Thị Tuyến")
+    assert not holds_post("Đồng chí Nguyễn Thị Tuyến khẳng định Việt Nam coi trọng quan hệ với Cuba.",
+                          "Nguyễn Thị Tuyến")
+    # The post is another person's: "Bí thư thứ nhất" is Luis Antonio Torres Iríbar's.
+    assert not holds_post("Bí thư thứ nhất Thành ủy La Habana Luis Antonio Torres Iríbar đón bà Nguyễn Thị Tuyến.",
+                          "Nguyễn Thị Tuyến")
+
+
 def test_a_name_before_a_question_mark_is_the_name_without_it():
     from rag.question import first_person
 
@@ -337,6 +366,11 @@ def test_standalone_question_rules():
     havana = [("Bí thư thứ nhất Thành ủy La Habana là ai?", "Luis Antonio Torres Iríbar. Đồng chí …")]
     assert standalone_question("Ông ấy hẹn khi nào sang thăm Hà Nội?", havana) == (
         "Luis Antonio Torres Iríbar hẹn khi nào sang thăm Hà Nội? (Bí thư thứ nhất Thành ủy La Habana)")
+    # "Còn Argentina thì sao?": the place named replaces the last one the question before named.
+    cuba = [("Đoàn Hà Nội sang Cuba khi nào?", "từ ngày 20-23/11. Nhận lời mời …")]
+    assert standalone_question("Còn Argentina thì sao?", cuba) == "Argentina thì sao? (Đoàn Hà Nội sang khi nào)"
+    assert standalone_question("What about Argentina?", cuba) == "Argentina? (Đoàn Hà Nội sang khi nào)"
+    assert standalone_question("Còn Peru thì sao?", argentina) == "Peru thì sao? (đoàn Thành ủy Hà Nội đã hội kiến ai)"
     # Not a follow-up, or nothing to follow: unchanged.
     assert standalone_question("Hà Nội tặng La Habana bao nhiêu tấn gạo?", havana) == (
         "Hà Nội tặng La Habana bao nhiêu tấn gạo?")
