@@ -68,6 +68,12 @@ RULES = {
                                   (("rag.question.segment_words", lambda text: text),)),
     "who-led-or-met preference": ("who led / whom the delegation met prefers a sentence naming that person",
                                (("rag.answer.VERB_RATIO", 2.0),)),
+    "a named person's post": ("\"Nguyễn Thị Tuyến giữ chức vụ gì?\", \"Bà … là ai?\" prefers a sentence "
+                              "attaching a title to the name",
+                              (("rag.answer.holds_post", lambda sentence, person: False),)),
+    "the place a follow-up names": ("\"Còn Argentina thì sao?\" replaces the last place the question before "
+                                    "named",
+                                    (("rag.answer._names_in", lambda text: []),)),
     "names one letter off": ("a name of the question matches one a letter away (\"Maastrich\", \"Vietel\")",
                              (("rag.answer.spelled_like", lambda term, known, near=None: term in known),)),
     "titles' holders": ("\"Tổng Bí thư … là ai?\" is answered by the name attached to that title",
