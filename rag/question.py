@@ -195,8 +195,9 @@ _NOT_NAMES = set(fold(
     "Thủ Đô Tổ Đỏ Châu Á Thái Bình Dương Nông Nghiệp Mỹ Latinh").split())
 
 
-_ROLE_QUESTION = re.compile(r"^(?P<role>.+?),?\s+(?:là ai|tên là gì|tên gì|là người nào)\s*\??$"
-                            r"|^ai là\s+(?P<role2>.+?)\s*\??$", re.I)
+# Matched against the folded question: typed without diacritics, "la ai" asks as "là ai".
+_ROLE_QUESTION = re.compile(r"^(?P<role>.+?),?\s+(?:la ai|ten la gi|ten gi|la nguoi nao)\s*\??$"
+                            r"|^ai la\s+(?P<role2>.+?)\s*\??$", re.I)
 _ROLE_PREFIXES = {"pho", "nguyen", "cuu"}  # "Phó Tổng Bí thư" is not "Tổng Bí thư"
 
 
@@ -220,7 +221,7 @@ def asked_role(question: str) -> list[str]:
         return []
     if is_english(question):
         return english_role(question)
-    match = _ROLE_QUESTION.match(question.strip())
+    match = _ROLE_QUESTION.match(fold(question).strip())
     if not match:
         return []
     role = match.group("role") or match.group("role2")

@@ -407,6 +407,9 @@ def test_roles_must_be_held_by_the_name_returned():
     from rag.question import asked_role
 
     assert asked_role("Tổng Bí thư Đảng Cộng sản Peru là ai?") == ["tong", "bi", "thu", "dang", "cong", "san", "peru"]
+    # Typed without diacritics, "la ai" / "ai la" ask as "là ai" / "ai là".
+    assert asked_role("tong bi thu dang cong san peru la ai") == ["tong", "bi", "thu", "dang", "cong", "san", "peru"]
+    assert asked_role("ai la bi thu thu nhat thanh uy la habana") == "bi thu thu nhat thanh uy la habana".split()
     assert asked_role("Thủ tướng Cuba, người thăm Việt Nam ngày 28/9, tên là gì?") == ["thu", "tuong", "cuba"]
     assert asked_role("Ai dẫn đầu đoàn?") == []
     peru = ("Tại Peru, đoàn làm việc với Phó Tổng Bí thư Đảng Cộng sản Peru Tổ quốc đỏ Arturo Ayala và "
