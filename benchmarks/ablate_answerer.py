@@ -71,6 +71,8 @@ RULES = {
     "a named person's post": ("\"Nguyễn Thị Tuyến giữ chức vụ gì?\", \"Bà … là ai?\" prefers a sentence "
                               "attaching a title to the name",
                               (("rag.answer.holds_post", lambda sentence, person: False),)),
+    "who is, without capitals": ("\"arturo ayala la ai\" gets no other name of the sentence naming him",
+                                 (("rag.question._names_who_is_asked", lambda sentence, question: False),)),
     "the place a follow-up names": ("\"Còn Argentina thì sao?\" replaces the last place the question before "
                                     "named",
                                     (("rag.answer._names_in", lambda text: []),)),

@@ -410,10 +410,23 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
         role = asked_role(question)
         if role:
             return _name_for_role(sentence, role, asked)
+        if not is_vietnamese(question) and _names_who_is_asked(sentence, question):
+            return ""  # "arturo ayala la ai": the sentence alone, as for "Arturo Ayala là ai?"
         return person_by_verb(sentence, question, asked) or first_person(sentence, asked)
     if kind == "place":
         return _place(sentence, asked)
     return ""
+
+
+_WHO_IS_UNACCENTED = re.compile(r"^(?P<subject>.+?)\s+la ai\s*\??$|^(?:ai la|who (?:is|was))\s+(?P<before>.+?)\s*\??$")
+
+
+def _names_who_is_asked(sentence: str, question: str) -> bool:
+    """Whether a question without capitals ("arturo ayala la ai") asks who a person the sentence
+    names is: its subject is that name, so no name of the sentence answers it."""
+    match = _WHO_IS_UNACCENTED.match(question.strip().lower())
+    wanted = set((match.group("subject") or match.group("before")).split()) - _HONORIFICS if match else set()
+    return bool(wanted) and any({fold(w) for w in name.split()} >= wanted for name in _names(sentence, set()))
 
 
 def _place(sentence: str, asked: set[str]) -> str:

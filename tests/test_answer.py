@@ -166,6 +166,14 @@ def test_the_person_whose_post_is_asked(question, person):
     assert post_asked(question) == person
 
 
+def test_who_a_person_named_without_capitals_is_gets_no_other_name():
+    sentence = ("Tại Peru, đoàn đã làm việc với Phó Tổng Bí thư Đảng Cộng sản Peru Arturo Ayala và Trưởng Ban "
+                "Đối ngoại Đảng Cộng sản Peru Marco Medina.")
+    assert short_answer("person", sentence, "arturo ayala la ai") == ""
+    assert short_answer("person", sentence, "ai la ong marco medina") == ""
+    assert short_answer("person", sentence, "doan lam viec voi ai o peru") == "Arturo Ayala"
+
+
 def test_a_post_is_held_when_attached_to_the_name_before_or_after_it():
     from rag.question import holds_post
 
