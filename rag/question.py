@@ -58,7 +58,9 @@ def question_kind(question: str) -> str:
     return ""
 
 
-_WHO_IS = re.compile(r"^(?P<subject>.+?)\s+là ai\s*\??$|^(?:ai là|who (?:is|was))\s+(?P<before>.+?)\s*\??$", re.I)
+# "X là ai?", "Ai là X?", "Who is X?"; typed without diacritics, "x la ai".
+_WHO_IS = re.compile(r"^(?P<subject>.+?)\s+l[àa] ai\s*\??$|^(?:ai l[àa]|who (?:is|was))\s+(?P<before>.+?)\s*\??$",
+                     re.I)
 _HONORIFICS = {"ong", "ba", "dong", "chi", "mr", "mrs", "ms"}
 _POST = re.compile(r"\b(?:chuc vu|chuc danh|giu chuc|position|post)\b")  # "… giữ chức vụ gì?"
 
@@ -418,13 +420,10 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
     return ""
 
 
-_WHO_IS_UNACCENTED = re.compile(r"^(?P<subject>.+?)\s+la ai\s*\??$|^(?:ai la|who (?:is|was))\s+(?P<before>.+?)\s*\??$")
-
-
 def _names_who_is_asked(sentence: str, question: str) -> bool:
     """Whether a question without capitals ("arturo ayala la ai") asks who a person the sentence
     names is: its subject is that name, so no name of the sentence answers it."""
-    match = _WHO_IS_UNACCENTED.match(question.strip().lower())
+    match = _WHO_IS.match(question.strip().lower())
     wanted = set((match.group("subject") or match.group("before")).split()) - _HONORIFICS if match else set()
     return bool(wanted) and any({fold(w) for w in name.split()} >= wanted for name in _names(sentence, set()))
 
