@@ -51,7 +51,7 @@ RULES = {
     "unknown-words floor": ("a question most of whose words (pyvi's; without diacritics, syllables; in English, "
                             "all) no article writes is not answered",
                             (("rag.answer.mostly_unknown", lambda question, lexical: False),)),
-    "similarity floor": ("the best sentence's e5 similarity ≥ 0.80 (English: or half its words)",
+    "similarity floor": ("the best sentence's e5 similarity ≥ 0.80 (English or without diacritics: or half its words)",
                          (("rag.answer.MIN_SIMILARITY", -1.0),)),
     "word-overlap floor": ("a Vietnamese answer sentence holds ≥ 25 % of the question's content words (as typed)",
                            (("rag.answer.MIN_OVERLAP", 0.0),)),

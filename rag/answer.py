@@ -223,7 +223,9 @@ class _ArticleWords(NamedTuple):
                 if w[0].isupper()}
 
 
-MIN_SIMILARITY = 0.80  # floor for the best sentence's cosine similarity
+# Floor for a sentence's cosine similarity. A question in English or typed without diacritics,
+# which e5 reads less well, may instead share half its words with the sentence.
+MIN_SIMILARITY = 0.80
 MIN_OVERLAP = 0.25  # share of the question's content words a Vietnamese answer sentence must hold
 # A Vietnamese question more than this share of whose words (pyvi's) no article writes is about
 # something else: the lowest floor that refuses no question ViQuAD dev, XQuAD-vi or the corpus
@@ -426,8 +428,8 @@ class ExtractiveAnswerer:
         typed = typed_terms(question) if vietnamese else {}
         eligible = []
         for candidate in candidates:
-            if candidate.similarity < MIN_SIMILARITY and candidate.overlap < 0.5:
-                continue  # too weak (English: by its words through the glossary)
+            if candidate.similarity < MIN_SIMILARITY and (vietnamese or candidate.overlap < 0.5):
+                continue  # too weak
             if vietnamese and typed_overlap(typed, candidate.sentence) < MIN_OVERLAP:
                 continue  # shares too few of the question's words
             if named and not (any if spanning else all)(holds[candidate.hit.doc_id]):

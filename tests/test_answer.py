@@ -323,6 +323,11 @@ def test_every_citation_points_to_a_retrieved_passage(answerer):
     "Hà Nội tặng Peru bao nhiêu tấn gạo?",  # a figure the articles do not give
     "Đoàn có bao nhiêu thành viên?",
     "Giá vàng hôm nay là bao nhiêu?",  # off topic
+    # Off topic, with half their syllables in a sentence when folded ("nâng cao", "nhất trí"),
+    # which e5 places under the similarity floor: half the words vouch only for questions it
+    # reads less well, in English or without diacritics.
+    "Núi cao nhất thế giới là núi nào?",
+    "Cách làm bánh chưng?",
     # English titles: the Cuban leader met is a Secretary, not the First Secretary; the Buenos
     # Aires leaders are not named ("…Buenos Aires, bà Ngô Thị Thanh Hằng cho rằng" is Hanoi's).
     "Who is the First Secretary of the Communist Party of Cuba?",

@@ -70,7 +70,7 @@ def test_the_corpus_question_set_meets_the_ci_minimums(indexed, isolated):
 
 # The external benchmarks of ../shared/benchmarks, each gated on all its questions:
 # - XQuAD-vi (240 paragraphs as articles, 1,190 questions), a regression set never trained on:
-#   measured nDCG@10 97.7 and `contains` / `contains_cited` 86.3 with the learned sentence scorer
+#   measured nDCG@10 97.7 and `contains` / `contains_cited` 86.2 with the learned sentence scorer
 #   (85.5 with the hand-tuned rules before it, tuned on this set), `cited_gold` 93.4; the minimums
 #   sit about five questions under.
 # - ViQuAD 1.0 dev (515 lower-cased Wikipedia paragraphs as articles, 2,285 questions), the
@@ -99,9 +99,10 @@ def test_benchmark_answers_meet_the_ci_minimums(isolated, name, questions, gate)
 
 # Questions off the articles' topic: ViQuAD dev's 2,285 questions about Wikipedia paragraphs,
 # asked of the seed corpus (two articles on Hà Nội's delegations), where none has an answer.
-# Measured 85.2 % answered "not found" (70.2 % before the unknown-words floor); the minimum sits
-# about 12 questions under.
-OFF_TOPIC_MIN = 84.7
+# Measured 87.9 % answered "not found" (70.2 % before the unknown-words floor, 85.2 % before half
+# the words vouched for a sentence under the similarity floor only in English or without
+# diacritics); the minimum sits about 12 questions under.
+OFF_TOPIC_MIN = 87.4
 
 
 @pytest.mark.slow
