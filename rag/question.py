@@ -15,11 +15,14 @@ from .text import (STOPWORDS, content_terms, fold, in_vietnamese, is_english, is
 
 # --------------------------------------------------------------------------- question analysis
 
+# "năm nào", and "năm bao nhiêu" at the question's end ("… ký kết vào năm bao nhiêu?", "vào năm
+# bao nhiêu thì …"), not "mỗi năm bao nhiêu du khách".
+_WHICH_YEAR = r"nam nao|nam bao nhieu(?= *(?:\?|$|thi\b))|which year|what year"
 # Matched against the folded question, so "bao nhieu" counts as "bao nhiêu". Order matters:
 # "ngày bao nhiêu" asks for a date, not a number.
 _KINDS = [
-    ("date", re.compile(r"\b(?:khi nao|bao gio|luc nao|ngay nao|hom nao|ngay bao nhieu|nam nao|thang nao|"
-                        r"thoi gian nao|when|what date|which (?:day|year|month))\b")),
+    ("date", re.compile(r"\b(?:khi nao|bao gio|luc nao|ngay nao|hom nao|ngay bao nhieu|thang nao|thoi gian nao|"
+                        r"when|what date|which (?:day|month)|" + _WHICH_YEAR + r")\b")),
     ("number", re.compile(r"\b(?:bao nhieu|how many|how much|so luong)\b")),
     ("person", re.compile(r"\b(?:ai|ten (?:la )?gi|who|whom|which (?:\w+ ){0,3}(?:leaders?|officials?|"
                           r"ambassadors?|secretary|ministers?|president|person|people))\b")),
@@ -321,7 +324,7 @@ def _phrase_end(text: str) -> int:
 _YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
 # (what the folded question asks, what a date span must hold, bare spans that answer otherwise)
 GRANULARITY = [
-    (re.compile(r"\b(?:nam nao|which year|what year)\b"), _YEAR, _YEAR),
+    (re.compile(r"\b(?:" + _WHICH_YEAR + r")\b"), _YEAR, _YEAR),
     (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b"), None),
     (re.compile(r"\b(?:ngay nao|ngay bao nhieu|what date|which day)\b"), re.compile(r"ngày|/\d{1,2}\b"),
      re.compile(r"ngày \d{1,2}(?: tháng \d{1,2})?(?:,? năm \d{4})?")),

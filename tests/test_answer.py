@@ -20,6 +20,9 @@ from rag.text import query_terms
     ("Hà Nội tặng mấy tấn gạo?", "number"), ("ha noi tang may tan gao", "number"),
     ("tuong dai nam o quan may", "number"), ("doan di may bay sang cuba", ""),  # "máy bay": a plane
     ("ha noi tang cuba may tinh", ""),  # "máy tính": computers
+    # "năm bao nhiêu" at the end asks which year, not how many; "mỗi năm bao nhiêu …" a number.
+    ("Hiệp định được ký kết vào năm bao nhiêu?", "date"), ("Vào năm bao nhiêu thì nhà vua về nước?", "date"),
+    ("Mỗi năm bao nhiêu du khách đến Hà Nội?", "number"), ("Đoàn ở Cuba bao nhiêu năm?", "number"),
     # Who a named person is asks for their post, not a name; who holds a post asks for a name.
     ("Arturo Ayala là ai?", ""), ("Ai là Arturo Ayala?", ""), ("Bà Ngô Thị Thanh Hằng là ai?", ""),
     ("Who is Marco Medina?", ""), ("Tổng Bí thư Đảng Cộng sản Argentina là ai?", "person"),
@@ -437,6 +440,8 @@ def test_roles_must_be_held_by_the_name_returned():
 def test_a_year_question_needs_a_year():
     assert short_answer("date", "Ngày 21/11, đoàn hội đàm.", "Đoàn hội đàm năm nào?") == ""
     assert short_answer("date", "Hai bên ký vào năm 2000 và 2005.", "Ký năm nào?") == "năm 2000 và 2005"
+    asked = "Hiệp định được ký vào năm bao nhiêu?"  # a year, not "26 tháng"
+    assert short_answer(question_kind(asked), "Hiệp định được ký ngày 26 tháng 6 năm 1988.", asked) == "năm 1988"
     assert short_answer("date", "Dịp kỷ niệm vào tháng 11 tới.", "Rơi vào tháng nào?") == "tháng 11"
 
 
