@@ -19,7 +19,7 @@ from .settings import Settings
 from .text import split_sentences, words
 
 # Bump when the chunking rules change, so ingestion re-chunks every article.
-CHUNKER_VERSION = "4"
+CHUNKER_VERSION = "5"
 # Hard cap for one passage, in words: about 350 e5 tokens, safely under the model's 512.
 MAX_WORDS = 300
 

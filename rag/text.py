@@ -102,6 +102,8 @@ def split_sentences(paragraph: str) -> list[str]:
                 following[:1].isalpha() and paragraph[match.start() - 1] in ".!?"):
             continue
         candidate = paragraph[start:match.start()].rstrip()
+        if following[:1].isdigit() and re.search(r"\d\s?\.$", candidate):
+            continue  # "60 . 000 người", "25 . 85 %": a number's separator, as lower-cased text spaces it
         last_word = candidate.rstrip(".").rsplit(" ", 1)[-1].lower()
         if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
             continue  # "TP. Hồ Chí Minh", initials such as "A. Escala"

@@ -46,6 +46,15 @@ def test_lower_cased_text_is_split_at_its_full_stops():
         "vì thế … và rồi ngày 21/11.", "đoàn tới."]
 
 
+def test_a_spaced_number_separator_ends_no_sentence():
+    # ViQuAD spaces the separators of numbers as it spaces full stops: "60 . 000" was cut in two
+    # ("… từ 60 ." and "000 vào năm 1878 …"), so no sentence held the number asked for.
+    assert split_sentences("dân số giảm từ 60 . 000 người xuống 27 . 100 , tức 25 . 85 % . 10 năm sau , "
+                           "họ tăng 2 . 951 . 786 người . đoàn tới. 2000 tấn gạo đã được trao.") == [
+        "dân số giảm từ 60 . 000 người xuống 27 . 100 , tức 25 . 85 % .",
+        "10 năm sau , họ tăng 2 . 951 . 786 người .", "đoàn tới.", "2000 tấn gạo đã được trao."]
+
+
 def test_sentences_keep_quotes_and_the_final_slash_dot():
     assert split_sentences('Bà nói: "Rất tốt." Sau đó đoàn về./. Hết') == [
         'Bà nói: "Rất tốt."', "Sau đó đoàn về./.", "Hết"]
