@@ -185,10 +185,11 @@ _DATE = re.compile(
     r"(?:từ |trong thời gian từ )?ngày \d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
     r"|(?:từ )?\d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
     r"|tháng \d{1,2}(?: năm \d{4})?|(?:đầu |cuối |giữa )?năm \d{4}(?: và \d{4})?")
-# Spelled-out numbers ("bốn lựa chọn"); not "năm" (also "year") nor vague "nhiều", "vài".
+# Spelled-out numbers ("bốn lựa chọn"); not "năm" (also "year") nor vague "nhiều", "vài". A number
+# of lower-cased, spaced text keeps its spaced separators and per cent sign ("60 . 000", "25 . 85 %").
 _NUMBER_WORDS = "một|hai|ba|bốn|sáu|bảy|tám|chín|mười|trăm|nghìn|ngàn|triệu|tỷ"
-_NUMBER = re.compile(r"(?:(?<![\d/])\d[\d.,]*%?(?![\d/-])|\b(?:" + _NUMBER_WORDS + r")\b)(?:\s+[^\W\d]+){0,2}",
-                     re.I)
+_NUMBER = re.compile(r"(?:(?<![\d/])\d[\d.,]*(?: \. \d+)*(?: ?%)?(?![\d/-])|\b(?:" + _NUMBER_WORDS + r")\b)"
+                     r"(?:\s+[^\W\d]+){0,2}", re.I)
 _SURNAMES = set(fold(
     "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Đinh Trịnh Mai Lương "
     "Đào Cao Lâm Tạ Tô Trương Chu Quách Lưu Thái Vương Đoàn Kiều Triệu Hà Mạc Tăng Lại").split())

@@ -66,6 +66,14 @@ def test_numbers_answer_only_next_to_the_unit_asked_for():
     assert short_answer("number", "Hợp tác giữa hai Thủ đô.", "Trị giá bao nhiêu tiền?") == ""
 
 
+def test_a_number_of_spaced_text_keeps_its_separators():
+    # ViQuAD's lower-cased text spaces a number's separators: "60" alone is not the number.
+    sentence = "dân số còn 27 . 100 người ; ông giành 25 . 85 % phiếu bầu ."
+    assert short_answer("number", sentence, "dân số còn bao nhiêu người ?") == "27 . 100 người"
+    assert short_answer("number", sentence, "ông giành bao nhiêu phần trăm phiếu bầu ?") == "25 . 85 % phiếu bầu"
+    assert short_answer("number", "Hà Nội tặng 2000 tấn gạo. 1878 . đức", "bao nhiêu tấn?") == "2000 tấn gạo"
+
+
 def test_a_number_a_few_words_ahead_of_the_thing_counted_answers():
     sentence = "Trường đã giảm 230 triệu USD cổ phần Nam Phi của mình."
     assert short_answer("number", sentence, "Trường đã giảm bao nhiêu cổ phần Nam Phi?") == "230 triệu USD"
