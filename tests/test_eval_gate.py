@@ -75,12 +75,13 @@ def test_the_corpus_question_set_meets_the_ci_minimums(indexed, isolated):
 #   sit about five questions under.
 # - ViQuAD 1.0 dev (515 lower-cased Wikipedia paragraphs as articles, 2,285 questions), the
 #   development set the scorer is trained on: measured nDCG@10 89.4, `contains` /
-#   `contains_cited` 75.9 (76.0 out of fold; 69.4 with the hand-tuned rules), `cited_gold`
-#   85.1 (85.2 out of fold); the minimums sit about 12 questions under.
+#   `contains_cited` 77.7 (77.7 out of fold; 75.9 before a full stop between a number's digits
+#   ended no sentence, 69.4 with the hand-tuned rules), `cited_gold` 85.2 (85.6 out of fold);
+#   the minimums sit about 12 questions under.
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 SQUAD_GATES = [
     ("xquad.vi.json", 1190, {"ndcg@10": 97.3, "contains_cited": 85.9, "contains": 85.9, "cited_gold": 93.0}),
-    ("viquad-dev.json", 2285, {"ndcg@10": 88.9, "contains_cited": 75.3, "contains": 75.3, "cited_gold": 84.6}),
+    ("viquad-dev.json", 2285, {"ndcg@10": 88.9, "contains_cited": 77.2, "contains": 77.2, "cited_gold": 84.7}),
 ]
 
 
