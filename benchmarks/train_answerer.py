@@ -14,6 +14,12 @@ measure it with ``rag eval`` afterwards, as a regression set.
 
 The thresholds (how close to the best sentence's probability a further sentence must be to be
 added, and whether it may come from another article) are chosen on the same out-of-fold answers.
+
+A second, smaller logistic regression chooses among a sentence's numbers the one a "bao nhiêu"
+question without a unit asks for (``rag.scoring.NUMBER_FEATURES``): trained on the numbers of
+the retrieved sentences that hold a gold answer of a number question, by the same folds; it
+prints how often the chooser of the fold that left a sentence out picks a gold number, against
+the sentence's first number (what answered before it).
 """
 from __future__ import annotations
 
@@ -34,7 +40,9 @@ from rag.answer import ExtractiveAnswerer  # noqa: E402
 from rag.embeddings import make_embeddings  # noqa: E402
 from rag.index import VectorIndex, ensure_index  # noqa: E402
 from rag.retrieval import Retriever  # noqa: E402
-from rag.scoring import FEATURES, MODEL_PATH, SentenceScorer  # noqa: E402
+from rag.question import question_kind  # noqa: E402
+from rag.scoring import FEATURES, MODEL_PATH, NUMBER_FEATURES, SentenceScorer, number_features  # noqa: E402
+from rag.text import fold, words  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 FOLDS = 5
@@ -107,6 +115,49 @@ def rows(answerer: ExtractiveAnswerer, outcomes) -> list[tuple[np.ndarray, np.nd
     return data
 
 
+def names_answer(span: str, answers) -> bool:
+    """Whether a number's span is a gold answer: holds one, or most of one."""
+    found = " ".join(fold(w) for w in words(span))
+    golds = [" ".join(fold(w) for w in words(a)) for a in answers]
+    return bool(found) and any(g in found or (found in g and len(found) >= len(g) / 2) for g in golds)
+
+
+def number_rows(answerer: ExtractiveAnswerer, outcomes) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """For each answerable question (None unless it asks "bao nhiêu"): the numbers of the retrieved
+    sentences that hold a gold answer, and which of them is one."""
+    data = []
+    for outcome in outcomes:
+        asked = outcome.answer.standalone or outcome.question.question
+        if question_kind(asked) != "number":
+            data.append(None)
+            continue
+        retrieval = answerer.retriever.retrieve(asked, k=answerer.top_k)
+        matrices, labels = [], []
+        for hit in retrieval.hits:
+            for sentence in hit.sentences:
+                if metrics.contains_answer(sentence, outcome.question.answers):
+                    spans, matrix = number_features(sentence, asked)
+                    found = [names_answer(span, outcome.question.answers) for span in spans]
+                    if any(found):
+                        matrices.append(matrix)
+                        labels += found
+        data.append((np.vstack(matrices), np.array(labels, dtype=int)) if matrices else None)
+    return data
+
+
+def fit_numbers(data: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """A logistic regression telling the number that answers from the others of its sentence."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.vstack([m for m, _ in data])
+    y = np.concatenate([labels for _, labels in data])
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=C, max_iter=5000).fit((x - mean) / scale, y)
+    return {"features": list(NUMBER_FEATURES), "mean": mean.tolist(), "scale": scale.tolist(),
+            "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0])}
+
+
 def fit(data: list[tuple[np.ndarray, np.ndarray, float]], thresholds: dict) -> SentenceScorer:
     """A logistic regression on ``(features, labels, weight)`` per question."""
     from sklearn.linear_model import LogisticRegression
@@ -133,7 +184,7 @@ def collect(settings: Settings) -> dict:
         data = rows(answerer, answerable)
         folds = [fold_of(name, o.question.doc or o.question.id) for o in answerable]
         sets[name] = dict(retriever=retriever, questions=questions, index=index, data=data, folds=folds,
-                          answerable=answerable)
+                          answerable=answerable, numbers=number_rows(answerer, answerable))
         print(f"{name}: {len(questions)} questions, {sum(len(m) for m, _ in data)} sentences", file=sys.stderr)
 
     return sets
@@ -141,8 +192,31 @@ def collect(settings: Settings) -> dict:
 
 def fold_models(sets: dict, thresholds: dict) -> list[SentenceScorer]:
     """One model per fold, each trained on the other folds of every set."""
-    return [fit([(*d, WEIGHTS[name]) for name, s in sets.items() for d, f in zip(s["data"], s["folds"]) if f != k],
-                thresholds) for k in range(FOLDS)]
+    return [dataclasses.replace(
+        fit([(*d, WEIGHTS[name]) for name, s in sets.items() for d, f in zip(s["data"], s["folds"]) if f != k],
+            thresholds),
+        number=fit_numbers([n for s in sets.values() for n, f in zip(s["numbers"], s["folds"]) if n and f != k]))
+        for k in range(FOLDS)]
+
+
+def numbers_out_of_fold(sets: dict, models: list[SentenceScorer]) -> dict[str, dict]:
+    """Of each set's sentences holding a gold number, how many the number chooser of the fold that
+    left them out answers with it, against taking the sentence's first number."""
+    figures = {}
+    for name, s in sets.items():
+        chosen = first = total = 0
+        for rows_, fold in zip(s["numbers"], s["folds"]):
+            if not rows_:
+                continue
+            n = models[fold].number
+            z = ((rows_[0] - np.asarray(n["mean"])) / np.asarray(n["scale"])) @ np.asarray(n["coef"])
+            starts = np.flatnonzero(rows_[0][:, NUMBER_FEATURES.index("first")])  # one sentence each
+            for a, b in zip(starts, list(starts[1:]) + [len(z)]):
+                chosen += rows_[1][a + int(np.argmax(z[a:b]))]
+                first += rows_[1][a]
+                total += 1
+        figures[name] = {"chosen": int(chosen), "first": int(first), "sentences": total}
+    return figures
 
 
 def out_of_fold(sets: dict, models: list[SentenceScorer], settings: Settings) -> dict[str, dict]:
@@ -190,14 +264,19 @@ def main() -> int:
     thresholds, figures = max((t for t in trials if t[1]["dev"]["chars_mean"] <= MAX_CHARS_MEAN),
                               key=lambda t: (round(t[1]["dev"]["contains"], 3), t[1]["corpus"]["contains"]))
     final = fit([(*d, WEIGHTS[name]) for name, s in sets.items() for d in s["data"]], thresholds)
+    numbers = numbers_out_of_fold(sets, models)
+    for name, f in numbers.items():
+        print(f"{name} numbers (out of fold): a gold number chosen in {f['chosen']} of {f['sentences']} sentences "
+              f"holding one ({f['first']} taking the first)")
     report = {name: {k: round(100 * f[k], 1) if k != "chars_mean" else round(f[k]) for k in REPORTED}
               for name, f in figures.items()}
     about = {"trained_on": {name: {"questions": len(s["questions"]), "answerable": len(s["answerable"]),
                                    "sentences": int(sum(len(m) for m, _ in s["data"]))} for name, s in sets.items()},
-             "folds": f"{FOLDS}, by article", "out_of_fold": report, "C": C,
+             "folds": f"{FOLDS}, by article", "out_of_fold": report, "numbers_out_of_fold": numbers, "C": C,
              "settings": {"embedding": settings.embedding, "retrieval": settings.retrieval, "top_k": settings.top_k},
              "command": "python benchmarks/train_answerer.py"}
-    final = SentenceScorer(final.mean, final.scale, final.coef, final.intercept, thresholds, about)
+    final = SentenceScorer(final.mean, final.scale, final.coef, final.intercept, thresholds, about,
+                           fit_numbers([n for s in sets.values() for n in s["numbers"] if n]))
     print(f"chosen thresholds: {thresholds}")
     for name, f in report.items():
         print(f"{name} (out of fold): " + ", ".join(f"{k} {v}" for k, v in f.items()))

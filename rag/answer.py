@@ -18,9 +18,9 @@ from typing import Iterator, NamedTuple, Sequence, Union
 import numpy as np
 
 from .index import Hit
-from .question import (article_field, asks_who_led_or_met, constituent, dates_event, first_person, holds_post,
-                       named_terms, needs_short_answer, person_by_verb, post_asked, question_kind, short_answer,
-                       spelled_like)
+from .question import (article_field, asked_unit, asks_who_led_or_met, constituent, dates_event, first_person,
+                       holds_post, named_terms, needs_short_answer, person_by_verb, post_asked, question_kind,
+                       short_answer, spelled_like)
 from .retrieval import Retriever
 from .scoring import FEATURES, Candidate, SentenceScorer, features, load_scorer
 from .text import (STOPWORDS, content_terms, content_words, fold, in_vietnamese, is_english, is_vietnamese,
@@ -291,7 +291,11 @@ class ExtractiveAnswerer:
         if best is None:
             yield from not_found(question, retrieval.hits, timings)
             return
-        short = constituent(best.sentence, short_answer(question_kind(question), best.sentence, question))
+        kind = question_kind(question)
+        found = short_answer(kind, best.sentence, question)
+        if kind == "number" and not asked_unit(question):  # which of its numbers: learned
+            found = self.scorer.best_number(best.sentence, question)
+        short = constituent(best.sentence, found)
         lead = f"{short}. " if short else ""
         evidence = _clip(best.sentence, short, content_terms(question),
                          MAX_ANSWER_CHARS - len(lead) - len(" [1]"))

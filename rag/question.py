@@ -322,10 +322,10 @@ def _phrase_end(text: str) -> int:
     return len(text)
 
 
-_YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
+YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
 # (what the folded question asks, what a date span must hold, bare spans that answer otherwise)
 GRANULARITY = [
-    (re.compile(r"\b(?:" + _WHICH_YEAR + r")\b"), _YEAR, _YEAR),
+    (re.compile(r"\b(?:" + _WHICH_YEAR + r")\b"), YEAR, YEAR),
     (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b"), None),
     (re.compile(r"\b(?:ngay nao|ngay bao nhieu|what date|which day)\b"), re.compile(r"ngày|/\d{1,2}\b"),
      re.compile(r"ngày \d{1,2}(?: tháng \d{1,2})?(?:,? năm \d{4})?")),
@@ -389,11 +389,9 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
         return found[0] if found else ""
     if kind == "number":
         unit = set(asked_unit(question))
+        if not unit:  # which of several numbers: rag.scoring.SentenceScorer.best_number learns it
+            return next((span for _, _, span in number_spans(sentence)), "")
         dates = [m.span() for m in _DATE.finditer(sentence)]
-        spans = [m.group(0).strip().rstrip(".,") for m in _NUMBER.finditer(sentence)
-                 if not any(a <= m.start() < b for a, b in dates)]
-        if not unit:
-            return spans[0] if spans else ""
         # "bao nhiêu tấn gạo": only a number next to the unit asked for answers it, after it
         # ("2000 tấn gạo") or before it ("ở tuổi 39").
         for match in _NUMBER.finditer(sentence):
@@ -422,6 +420,13 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
     if kind == "place":
         return _place(sentence, asked)
     return ""
+
+
+def number_spans(sentence: str) -> list[tuple[int, int, str]]:
+    """The numbers of ``sentence`` that are not part of a date, as ``(start, end, text)``."""
+    dates = [m.span() for m in _DATE.finditer(sentence)]
+    return [(m.start(), m.end(), m.group(0).strip().rstrip(".,")) for m in _NUMBER.finditer(sentence)
+            if not any(a <= m.start() < b for a, b in dates)]
 
 
 def _names_who_is_asked(sentence: str, question: str) -> bool:

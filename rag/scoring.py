@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .question import person_by_verb, question_kind, short_answer
+from .question import (YEAR, asked_unit, holds_unit, number_spans, person_by_verb, question_kind,
+                       short_answer)
 from .text import content_terms, fold, query_terms, words
 
 MODEL_PATH = Path(__file__).with_name("answer_model.json")
@@ -131,6 +132,37 @@ def features(question: str, candidates: Sequence[Candidate]) -> np.ndarray:
     return matrix
 
 
+# What tells the number that answers "bao nhiêu" among a sentence's numbers.
+NUMBER_FEATURES = ("first", "last", "order", "asked_within_3", "asked_within_6", "asked_distance", "unit_after",
+                   "unit_before", "year", "percent", "digits", "length", "asked_after", "asked_before",
+                   "percent_asked", "place")
+
+
+def number_features(sentence: str, question: str) -> tuple[list[str], np.ndarray]:
+    """The numbers of ``sentence`` (dates left out) and one row of :data:`NUMBER_FEATURES` each:
+    where it stands, how close the question's words are, whether the unit asked is next to it,
+    whether it is a year or a percentage."""
+    found = number_spans(sentence)
+    asked, unit = set(content_terms(question)), set(asked_unit(question))
+    tokens = [fold(w) for w in words(sentence)]
+    percent_asked = "phan tram" in fold(question) or "%" in question
+    rows = []
+    for i, (start, end, span) in enumerate(found):
+        before, after = [fold(w) for w in words(sentence[:start])], [fold(w) for w in words(sentence[end:])]
+        at = len(before)
+        distance = min([abs(j - at) for j, token in enumerate(tokens) if token in asked] or [20])
+        rows.append([
+            i == 0, i == len(found) - 1, i / max(len(found) - 1, 1),
+            *(len(asked & set(before[-n:] + after[:n])) / max(len(asked), 1) for n in (3, 6)),
+            min(distance, 20) / 20, bool(unit) and holds_unit(after[:3], unit),
+            bool(unit) and any(w in unit for w in before[-3:]), bool(YEAR.fullmatch(span)), "%" in span,
+            any(ch.isdigit() for ch in span), len(span) / 10, bool(after) and after[0] in asked,
+            bool(before) and before[-1] in asked, percent_asked and "%" in span, at / max(len(tokens), 1),
+        ])
+    matrix = np.asarray(rows, dtype=np.float64).reshape(len(found), len(NUMBER_FEATURES))
+    return [span for _, _, span in found], matrix
+
+
 @dataclass(frozen=True)
 class SentenceScorer:
     """A logistic regression over standardised :data:`FEATURES`, and the thresholds chosen with it."""
@@ -140,6 +172,7 @@ class SentenceScorer:
     intercept: float
     thresholds: dict  # "more": a further sentence's share of the best one's probability, …
     about: dict  # how it was trained and what it measured (written by the training script)
+    number: dict = field(default_factory=dict)  # over NUMBER_FEATURES: mean, scale, coef, intercept
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         if not len(matrix):
@@ -147,17 +180,31 @@ class SentenceScorer:
         z = ((matrix - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
+    def best_number(self, sentence: str, question: str) -> str:
+        """The number of ``sentence`` most likely to be the one ``question`` asks for (the first
+        of equals); "" when it gives none."""
+        spans, matrix = number_features(sentence, question)
+        if not spans or not self.number:
+            return spans[0] if spans else ""
+        n = self.number
+        z = ((matrix - np.asarray(n["mean"])) / np.asarray(n["scale"])) @ np.asarray(n["coef"]) + n["intercept"]
+        return spans[int(np.argmax(z))]
+
     def as_dict(self) -> dict:
         return {"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept, "thresholds": self.thresholds,
-                "about": self.about}
+                "number": self.number, "about": self.about}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SentenceScorer":
         if list(data["features"]) != list(FEATURES):
             raise ValueError("The answer model was trained on other features: run benchmarks/train_answerer.py")
+        number = dict(data.get("number", {}))
+        if number and list(number["features"]) != list(NUMBER_FEATURES):
+            raise ValueError("The answer model's number chooser was trained on other features: "
+                             "run benchmarks/train_answerer.py")
         return cls(np.asarray(data["mean"]), np.asarray(data["scale"]), np.asarray(data["coef"]),
-                   float(data["intercept"]), dict(data["thresholds"]), dict(data.get("about", {})))
+                   float(data["intercept"]), dict(data["thresholds"]), dict(data.get("about", {})), number)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.as_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

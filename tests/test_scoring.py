@@ -1,4 +1,5 @@
 """The answerer's sentence scorer: pure features, the shipped model, and the words it relies on."""
+import dataclasses
 import json
 
 import numpy as np
@@ -8,7 +9,8 @@ from hypothesis import strategies as st
 
 from rag.evaluation import summarise
 from rag.question import asked_unit, holds_unit, needs_short_answer, short_answer
-from rag.scoring import FEATURES, MODEL_PATH, Candidate, SentenceScorer, _window_share, features, load_scorer
+from rag.scoring import (FEATURES, MODEL_PATH, NUMBER_FEATURES, Candidate, SentenceScorer, _window_share, features,
+                         load_scorer, number_features)
 from rag.text import segment_words
 
 QUESTION = "Hà Nội tặng La Habana bao nhiêu tấn gạo?"
@@ -84,12 +86,51 @@ def test_the_shipped_model_loads_scores_and_round_trips(tmp_path):
     scorer.save(path)
     again = SentenceScorer.from_dict(json.loads(path.read_text(encoding="utf-8")))
     assert np.array_equal(again.coef, scorer.coef) and again.thresholds == scorer.thresholds
+    assert again.number == scorer.number and len(scorer.number["coef"]) == len(NUMBER_FEATURES)
     assert json.loads(MODEL_PATH.read_text(encoding="utf-8"))["features"] == list(FEATURES)
+
+
+POPULATION = "Thành phố năm 2010 có 3 trường đại học và dân số 2,5 triệu người, tăng 4 % so với năm 2000."
+
+
+def test_number_features_describe_each_number_but_dates():
+    spans, matrix = number_features(POPULATION, "Dân số của thành phố là bao nhiêu?")
+    assert [span.split()[0] for span in spans] == ["3", "2,5", "4"]  # "năm 2010", "năm 2000": dates
+    assert matrix.shape == (3, len(NUMBER_FEATURES)) and np.isfinite(matrix).all()
+    near = matrix[:, NUMBER_FEATURES.index("asked_within_3")]
+    assert near[1] > near[0] and matrix[2, NUMBER_FEATURES.index("percent")] == 1
+    assert number_features("Không có con số nào.", "Bao nhiêu?")[1].shape == (0, len(NUMBER_FEATURES))
+
+
+def test_the_number_model_answers_with_its_most_likely_number_the_first_of_equals():
+    scorer, n = load_scorer(), len(NUMBER_FEATURES)
+    percent = {**scorer.number, "mean": [0.0] * n, "scale": [1.0] * n, "intercept": 0.0,
+               "coef": [float(f == "percent") for f in NUMBER_FEATURES]}
+    question = "Dân số của thành phố là bao nhiêu?"
+    assert dataclasses.replace(scorer, number=percent).best_number(POPULATION, question).startswith("4 %")
+    flat = {**percent, "coef": [0.0] * n}
+    assert dataclasses.replace(scorer, number=flat).best_number(POPULATION, question).startswith("3 trường")
+
+
+def test_the_shipped_number_model_beat_the_first_number_out_of_fold():
+    dev = load_scorer().about["numbers_out_of_fold"]["dev"]
+    assert dev["sentences"] > 100 and dev["chosen"] > dev["first"]
+
+
+def test_without_a_number_model_the_first_number_answers():
+    scorer = load_scorer()
+    bare = SentenceScorer(scorer.mean, scorer.scale, scorer.coef, scorer.intercept, scorer.thresholds, {})
+    assert bare.best_number(POPULATION, "Dân số của thành phố là bao nhiêu?").startswith("3 trường")
+    assert bare.best_number("Không có con số nào.", "Bao nhiêu?") == ""
 
 
 def test_a_model_of_other_features_is_refused():
     data = load_scorer().as_dict()
     data["features"] = data["features"][:-1]
+    with pytest.raises(ValueError, match="train_answerer"):
+        SentenceScorer.from_dict(data)
+    data = load_scorer().as_dict()
+    data["number"]["features"] = data["number"]["features"][:-1]
     with pytest.raises(ValueError, match="train_answerer"):
         SentenceScorer.from_dict(data)
 
