@@ -122,35 +122,32 @@ def names_answer(span: str, answers) -> bool:
     return bool(found) and any(g in found or (found in g and len(found) >= len(g) / 2) for g in golds)
 
 
-def number_rows(answerer: ExtractiveAnswerer, outcomes) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """For each answerable question (None unless it asks "bao nhiêu"): the numbers of the retrieved
-    sentences that hold a gold answer, and which of them is one."""
+def number_rows(answerer: ExtractiveAnswerer, outcomes) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """For each answerable question that asks "bao nhiêu" (none for the others), each retrieved
+    sentence holding a gold answer that is one of its numbers: the numbers' features, and which
+    of them is a gold answer."""
     data = []
     for outcome in outcomes:
-        asked = outcome.answer.standalone or outcome.question.question
-        if question_kind(asked) != "number":
-            data.append(None)
-            continue
-        retrieval = answerer.retriever.retrieve(asked, k=answerer.top_k)
-        matrices, labels = [], []
-        for hit in retrieval.hits:
-            for sentence in hit.sentences:
-                if metrics.contains_answer(sentence, outcome.question.answers):
-                    spans, matrix = number_features(sentence, asked)
-                    found = [names_answer(span, outcome.question.answers) for span in spans]
-                    if any(found):
-                        matrices.append(matrix)
-                        labels += found
-        data.append((np.vstack(matrices), np.array(labels, dtype=int)) if matrices else None)
+        asked, answers = outcome.answer.standalone or outcome.question.question, outcome.question.answers
+        sentences = []
+        if question_kind(asked) == "number":
+            for hit in answerer.retriever.retrieve(asked, k=answerer.top_k).hits:
+                for sentence in hit.sentences:
+                    if metrics.contains_answer(sentence, answers):
+                        spans, matrix = number_features(sentence, asked)
+                        labels = np.array([names_answer(span, answers) for span in spans], dtype=int)
+                        if labels.any():
+                            sentences.append((matrix, labels))
+        data.append(sentences)
     return data
 
 
-def fit_numbers(data: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+def fit_numbers(sentences: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     """A logistic regression telling the number that answers from the others of its sentence."""
     from sklearn.linear_model import LogisticRegression
 
-    x = np.vstack([m for m, _ in data])
-    y = np.concatenate([labels for _, labels in data])
+    x = np.vstack([m for m, _ in sentences])
+    y = np.concatenate([labels for _, labels in sentences])
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=C, max_iter=5000).fit((x - mean) / scale, y)
@@ -195,7 +192,8 @@ def fold_models(sets: dict, thresholds: dict) -> list[SentenceScorer]:
     return [dataclasses.replace(
         fit([(*d, WEIGHTS[name]) for name, s in sets.items() for d, f in zip(s["data"], s["folds"]) if f != k],
             thresholds),
-        number=fit_numbers([n for s in sets.values() for n, f in zip(s["numbers"], s["folds"]) if n and f != k]))
+        number=fit_numbers([sentence for s in sets.values() for sentences, f in zip(s["numbers"], s["folds"])
+                            if f != k for sentence in sentences]))
         for k in range(FOLDS)]
 
 
@@ -204,18 +202,10 @@ def numbers_out_of_fold(sets: dict, models: list[SentenceScorer]) -> dict[str, d
     left them out answers with it, against taking the sentence's first number."""
     figures = {}
     for name, s in sets.items():
-        chosen = first = total = 0
-        for rows_, fold in zip(s["numbers"], s["folds"]):
-            if not rows_:
-                continue
-            n = models[fold].number
-            z = ((rows_[0] - np.asarray(n["mean"])) / np.asarray(n["scale"])) @ np.asarray(n["coef"])
-            starts = np.flatnonzero(rows_[0][:, NUMBER_FEATURES.index("first")])  # one sentence each
-            for a, b in zip(starts, list(starts[1:]) + [len(z)]):
-                chosen += rows_[1][a + int(np.argmax(z[a:b]))]
-                first += rows_[1][a]
-                total += 1
-        figures[name] = {"chosen": int(chosen), "first": int(first), "sentences": total}
+        found = [(labels[int(np.argmax(models[fold].number_scores(matrix)))], labels[0])
+                 for sentences, fold in zip(s["numbers"], s["folds"]) for matrix, labels in sentences]
+        figures[name] = {"chosen": int(sum(c for c, _ in found)), "first": int(sum(f for _, f in found)),
+                         "sentences": len(found)}
     return figures
 
 
@@ -276,7 +266,8 @@ def main() -> int:
              "settings": {"embedding": settings.embedding, "retrieval": settings.retrieval, "top_k": settings.top_k},
              "command": "python benchmarks/train_answerer.py"}
     final = SentenceScorer(final.mean, final.scale, final.coef, final.intercept, thresholds, about,
-                           fit_numbers([n for s in sets.values() for n in s["numbers"] if n]))
+                           fit_numbers([sentence for s in sets.values() for sentences in s["numbers"]
+                                        for sentence in sentences]))
     print(f"chosen thresholds: {thresholds}")
     for name, f in report.items():
         print(f"{name} (out of fold): " + ", ".join(f"{k} {v}" for k, v in f.items()))

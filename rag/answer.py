@@ -292,9 +292,10 @@ class ExtractiveAnswerer:
             yield from not_found(question, retrieval.hits, timings)
             return
         kind = question_kind(question)
-        found = short_answer(kind, best.sentence, question)
         if kind == "number" and not asked_unit(question):  # which of its numbers: learned
             found = self.scorer.best_number(best.sentence, question)
+        else:
+            found = short_answer(kind, best.sentence, question)
         short = constituent(best.sentence, found)
         lead = f"{short}. " if short else ""
         evidence = _clip(best.sentence, short, content_terms(question),

@@ -186,9 +186,12 @@ class SentenceScorer:
         spans, matrix = number_features(sentence, question)
         if not spans or not self.number:
             return spans[0] if spans else ""
+        return spans[int(np.argmax(self.number_scores(matrix)))]
+
+    def number_scores(self, matrix: np.ndarray) -> np.ndarray:
+        """The number chooser's score (a logit) of each row of :data:`NUMBER_FEATURES`."""
         n = self.number
-        z = ((matrix - np.asarray(n["mean"])) / np.asarray(n["scale"])) @ np.asarray(n["coef"]) + n["intercept"]
-        return spans[int(np.argmax(z))]
+        return ((matrix - np.asarray(n["mean"])) / np.asarray(n["scale"])) @ np.asarray(n["coef"]) + n["intercept"]
 
     def as_dict(self) -> dict:
         return {"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
