@@ -184,7 +184,7 @@ _MONTH_WORDS = {"một", "hai", "ba", "tư", "bốn", "năm", "sáu", "bảy", "
 _DATE = re.compile(
     r"(?:từ |trong thời gian từ )?ngày \d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
     r"|(?:từ )?\d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
-    r"|tháng \d{1,2}(?: năm \d{4})?|(?:đầu |cuối |giữa )?năm \d{4}(?: và \d{4})?")
+    r"|tháng \d{1,2}(?: năm \d{4})?|(?:đầu |cuối |giữa )?năm \d{4}(?: và \d{4})?", re.I)  # "Năm 2010, …"
 # Spelled-out numbers ("bốn lựa chọn"); not "năm" (also "year") nor vague "nhiều", "vài". A number
 # of lower-cased, spaced text keeps its spaced separators and per cent sign ("60 . 000", "25 . 85 %").
 _NUMBER_WORDS = "một|hai|ba|bốn|sáu|bảy|tám|chín|mười|trăm|nghìn|ngàn|triệu|tỷ"
@@ -326,9 +326,9 @@ YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
 # (what the folded question asks, what a date span must hold, bare spans that answer otherwise)
 GRANULARITY = [
     (re.compile(r"\b(?:" + _WHICH_YEAR + r")\b"), YEAR, YEAR),
-    (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b"), None),
-    (re.compile(r"\b(?:ngay nao|ngay bao nhieu|what date|which day)\b"), re.compile(r"ngày|/\d{1,2}\b"),
-     re.compile(r"ngày \d{1,2}(?: tháng \d{1,2})?(?:,? năm \d{4})?")),
+    (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b", re.I), None),
+    (re.compile(r"\b(?:ngay nao|ngay bao nhieu|what date|which day)\b"), re.compile(r"ngày|/\d{1,2}\b", re.I),
+     re.compile(r"ngày \d{1,2}(?: tháng \d{1,2})?(?:,? năm \d{4})?", re.I)),
 ]
 
 

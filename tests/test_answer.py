@@ -133,6 +133,11 @@ def test_a_day_is_asked_by_ngay_nao_and_must_date_the_event_asked_about():
     assert short_answer("date", "Ông sẽ thăm Hà Nội trong đầu năm 2023.", "Ông thăm Hà Nội khi nào?") == "đầu năm 2023"
     assert short_answer("date", "Lee là chủ tịch từ ngày 8 tháng 10 năm 2015.",
                         "Lee là chủ tịch từ ngày nào?") == "ngày 8 tháng 10 năm 2015"
+    # A date that opens the sentence is written with a capital letter.
+    assert short_answer("date", "Năm 2010, Lee trở thành chủ tịch.", "Lee trở thành chủ tịch khi nào?") == "Năm 2010"
+    assert short_answer("date", "Ngày 8 tháng 10, Lee trở thành chủ tịch.",
+                        "Lee trở thành chủ tịch vào ngày nào?") == "Ngày 8 tháng 10"
+    assert short_answer("date", "Tháng 9 năm 2023, đoàn thăm Cuba.", "Đoàn thăm Cuba tháng nào?") == "Tháng 9 năm 2023"
     sentence = ("Ông chào đón Đoàn đại biểu Hà Nội; tiếp nối sau thành công chuyến thăm của Thủ tướng Cuba "
                 "tới Việt Nam ngày 28/9 vừa qua")
     assert not dates_event(sentence, "ngày 28/9", "Số gạo tặng La Habana sẽ được chuyển tới Cuba vào ngày nào?")
