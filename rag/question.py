@@ -184,7 +184,12 @@ _MONTH_WORDS = {"một", "hai", "ba", "tư", "bốn", "năm", "sáu", "bảy", "
 _DATE = re.compile(
     r"(?:từ |trong thời gian từ )?ngày \d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
     r"|(?:từ )?\d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
-    r"|tháng \d{1,2}(?: năm \d{4})?|(?:đầu |cuối |giữa )?năm \d{4}(?: và \d{4})?", re.I)  # "Năm 2010, …"
+    # in words: "ngày 21 tháng 9 năm 1792", "ngày 10 và 11 tháng 1", "26 tháng 9 năm 1896"
+    r"|(?:từ )?ngày \d{1,2}(?:\s*(?:-|đến|và)\s*\d{1,2})? tháng \d{1,2}(?:,? năm \d{4})?"
+    r"|(?<![\d,.] )\b\d{1,2} tháng \d{1,2},? năm \d{4}"
+    r"|tháng \d{1,2}(?: năm \d{4})?|(?:từ )?năm \d{4} (?:tới|đến) (?:năm )?\d{4}"
+    r"|(?:đầu |cuối |giữa )?năm \d{4}(?: và \d{4})?"
+    r"|(?:đầu |cuối |giữa )?thế k[ỷỉ] (?:thứ )?(?:\d{1,2}|[ivxl]+)\b|thập (?:niên|kỷ|kỉ) \d{4}", re.I)  # "Năm 2010, …"
 # Spelled-out numbers ("bốn lựa chọn"); not "năm" (also "year") nor vague "nhiều", "vài". A number
 # of lower-cased, spaced text keeps its spaced separators and per cent sign ("60 . 000", "25 . 85 %").
 _NUMBER_WORDS = "một|hai|ba|bốn|sáu|bảy|tám|chín|mười|trăm|nghìn|ngàn|triệu|tỷ"
@@ -324,6 +329,8 @@ def _phrase_end(text: str) -> int:
 
 YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
 # (what the folded question asks, what a date span must hold, bare spans that answer otherwise)
+_DAY_OR_MONTH = re.compile(r"\b(?:ngay|thang) nam nao\b")  # "vào ngày tháng năm nào" asks for the whole date
+_WITHIN_YEAR = re.compile(r"^.*\btháng \d{1,2},? (?=năm \d{4})", re.I)  # the day and month before a year
 GRANULARITY = [
     (re.compile(r"\b(?:" + _WHICH_YEAR + r")\b"), YEAR, YEAR),
     (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b", re.I), None),
@@ -386,6 +393,8 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
         for asks, needs, bare in GRANULARITY:  # "năm nào" is answered by a year, not "ngày 21/11"
             if asks.search(fold(question)):
                 found = [d for d in found if needs.search(d)] or (bare.findall(sentence) if bare else [])
+        if GRANULARITY[0][0].search(fold(question)) and not _DAY_OR_MONTH.search(fold(question)):
+            found = [_WITHIN_YEAR.sub("", d) for d in found]  # the year of "ngày 7 tháng 1 năm 1943"
         return found[0] if found else ""
     if kind == "number":
         unit = set(asked_unit(question))

@@ -132,7 +132,15 @@ def test_a_day_is_asked_by_ngay_nao_and_must_date_the_event_asked_about():
     assert short_answer("date", "Ông sẽ thăm Hà Nội trong đầu năm 2023.", "Ông thăm Hà Nội vào ngày nào?") == ""
     assert short_answer("date", "Ông sẽ thăm Hà Nội trong đầu năm 2023.", "Ông thăm Hà Nội khi nào?") == "đầu năm 2023"
     assert short_answer("date", "Lee là chủ tịch từ ngày 8 tháng 10 năm 2015.",
-                        "Lee là chủ tịch từ ngày nào?") == "ngày 8 tháng 10 năm 2015"
+                        "Lee là chủ tịch từ ngày nào?") == "từ ngày 8 tháng 10 năm 2015"
+    # Dates as Vietnamese writes them in words, whole: the day, the month and the year.
+    for sentence, date in [("Pháp bỏ chế độ quân chủ vào ngày 21 tháng 9 năm 1792.", "ngày 21 tháng 9 năm 1792"),
+                           ("Bầu cử diễn ra ngày 10 và 11 tháng 1 năm 2015.", "ngày 10 và 11 tháng 1 năm 2015"),
+                           ("Ông sinh 26 tháng 9 năm 1896 tại Berlin.", "26 tháng 9 năm 1896"),
+                           ("Ông dạy ở đó từ năm 1937 tới năm 1939.", "từ năm 1937 tới năm 1939"),
+                           ("Thành phố quan trọng từ thế kỷ 10.", "thế kỷ 10"),
+                           ("Ngành này phát triển mạnh trong thập niên 1980.", "thập niên 1980")]:
+        assert short_answer("date", sentence, "Việc đó diễn ra khi nào?") == date
     # A date that opens the sentence is written with a capital letter.
     assert short_answer("date", "Năm 2010, Lee trở thành chủ tịch.", "Lee trở thành chủ tịch khi nào?") == "Năm 2010"
     assert short_answer("date", "Ngày 8 tháng 10, Lee trở thành chủ tịch.",
@@ -454,7 +462,11 @@ def test_a_year_question_needs_a_year():
     assert short_answer("date", "Ngày 21/11, đoàn hội đàm.", "Đoàn hội đàm năm nào?") == ""
     assert short_answer("date", "Hai bên ký vào năm 2000 và 2005.", "Ký năm nào?") == "năm 2000 và 2005"
     asked = "Hiệp định được ký vào năm bao nhiêu?"  # a date with its year, not the count "26 tháng"
-    assert short_answer(question_kind(asked), "Hiệp định được ký ngày 26 tháng 6 năm 1988.", asked) == "tháng 6 năm 1988"
+    assert short_answer(question_kind(asked), "Hiệp định được ký ngày 26 tháng 6 năm 1988.", asked) == "năm 1988"
+    # The year alone, unless the day and month are asked too.
+    assert short_answer("date", "Tesla qua đời vào ngày 7 tháng 1 năm 1943.", "Tesla chết năm nào?") == "năm 1943"
+    assert short_answer("date", "Tesla qua đời vào ngày 7 tháng 1 năm 1943.",
+                        "Tesla chết vào ngày tháng năm nào?") == "ngày 7 tháng 1 năm 1943"
     assert short_answer("date", "Dịp kỷ niệm vào tháng 11 tới.", "Rơi vào tháng nào?") == "tháng 11"
 
 

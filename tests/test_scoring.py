@@ -100,6 +100,8 @@ def test_number_features_describe_each_number_but_dates():
     near = matrix[:, NUMBER_FEATURES.index("asked_within_3")]
     assert near[1] > near[0] and matrix[2, NUMBER_FEATURES.index("percent")] == 1
     assert number_features("Không có con số nào.", "Bao nhiêu?")[1].shape == (0, len(NUMBER_FEATURES))
+    spans, _ = number_features("Ngày 21 tháng 9 năm 1792, 300 đại biểu họp.", "Bao nhiêu đại biểu?")
+    assert [span.split()[0] for span in spans] == ["300"]  # a date written in words is no number
 
 
 def test_the_number_model_answers_with_its_most_likely_number_the_first_of_equals():
