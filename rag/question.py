@@ -181,15 +181,17 @@ _MONTH_WORDS = {"một", "hai", "ba", "tư", "bốn", "năm", "sáu", "bảy", "
 
 # --------------------------------------------------------------------------- short answers
 
+_PART = r"(?:đầu |cuối |giữa )?"  # "đầu năm 2023", "cuối thế kỷ xv"
+_DECADE = r"thập (?:niên|kỷ|kỉ) \d{4}"
 _DATE = re.compile(
     r"(?:từ |trong thời gian từ )?ngày \d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
     r"|(?:từ )?\d{1,2}(?:\s*(?:-|đến)\s*\d{1,2})?/\d{1,2}(?:/\d{4})?"
     # in words: "ngày 21 tháng 9 năm 1792", "ngày 10 và 11 tháng 1", "26 tháng 9 năm 1896"
     r"|(?:từ )?ngày \d{1,2}(?:\s*(?:-|đến|và)\s*\d{1,2})? tháng \d{1,2}(?:,? năm \d{4})?"
-    r"|(?<![\d,.] )\b\d{1,2} tháng \d{1,2},? năm \d{4}"
-    r"|tháng \d{1,2}(?: năm \d{4})?|(?:từ )?năm \d{4} (?:tới|đến) (?:năm )?\d{4}"
-    r"|(?:đầu |cuối |giữa )?năm \d{4}(?: và \d{4})?"
-    r"|(?:đầu |cuối |giữa )?thế k[ỷỉ] (?:thứ )?(?:\d{1,2}|[ivxl]+)\b|thập (?:niên|kỷ|kỉ) \d{4}", re.I)  # "Năm 2010, …"
+    r"|(?<!\d [,.] )\b\d{1,2} tháng \d{1,2},? năm \d{4}"
+    rf"|{_PART}tháng \d{{1,2}}(?: năm \d{{4}})?|(?:từ )?năm \d{{4}} (?:tới|đến) (?:năm )?\d{{4}}"
+    rf"|{_PART}năm \d{{4}}(?: và \d{{4}})?|{_PART}thế k[ỷỉ] (?:thứ )?(?:\d{{1,2}}|[ivxl]+)\b"
+    rf"|(?:từ )?{_DECADE} (?:tới|đến) {_DECADE}|{_PART}{_DECADE}", re.I)  # re.I: "Năm 2010, …"
 # Spelled-out numbers ("bốn lựa chọn"); not "năm" (also "year") nor vague "nhiều", "vài". A number
 # of lower-cased, spaced text keeps its spaced separators and per cent sign ("60 . 000", "25 . 85 %").
 _NUMBER_WORDS = "một|hai|ba|bốn|sáu|bảy|tám|chín|mười|trăm|nghìn|ngàn|triệu|tỷ"
