@@ -139,7 +139,12 @@ def test_a_day_is_asked_by_ngay_nao_and_must_date_the_event_asked_about():
                            ("Ông sinh 26 tháng 9 năm 1896 tại Berlin.", "26 tháng 9 năm 1896"),
                            ("Ông dạy ở đó từ năm 1937 tới năm 1939.", "từ năm 1937 tới năm 1939"),
                            ("Thành phố quan trọng từ thế kỷ 10.", "thế kỷ 10"),
-                           ("Ngành này phát triển mạnh trong thập niên 1980.", "thập niên 1980")]:
+                           ("Ngành này phát triển mạnh trong thập niên 1980.", "thập niên 1980"),
+                           ("Từ thập niên 1860 đến thập niên 1930 là thời kỳ vàng.",
+                            "Từ thập niên 1860 đến thập niên 1930"),
+                           ("Vùng này độc lập vào đầu thập niên 1990.", "đầu thập niên 1990"),
+                           ("Cuối tháng 10, chính phủ bày tỏ sự ủng hộ.", "Cuối tháng 10"),
+                           ("Ông phát biểu tại Mumbai, 26 tháng 9 năm 1896.", "26 tháng 9 năm 1896")]:
         assert short_answer("date", sentence, "Việc đó diễn ra khi nào?") == date
     # A date that opens the sentence is written with a capital letter.
     assert short_answer("date", "Năm 2010, Lee trở thành chủ tịch.", "Lee trở thành chủ tịch khi nào?") == "Năm 2010"
