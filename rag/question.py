@@ -391,13 +391,19 @@ def _whole_phrase(span: str) -> str:
 def _short_answer(kind: str, sentence: str, question: str) -> str:
     asked = set(content_terms(question))
     if kind == "date":
-        found = [d.strip() for d in _DATE.findall(sentence)]
+        found = list(_DATE.finditer(sentence))
         for asks, needs, bare in GRANULARITY:  # "năm nào" is answered by a year, not "ngày 21/11"
             if asks.search(fold(question)):
-                found = [d for d in found if needs.search(d)] or (bare.findall(sentence) if bare else [])
+                found = [d for d in found if needs.search(d.group(0))] or (list(bare.finditer(sentence)) if bare else [])
+        # Not a date the question gives itself ("… cực đoan hơn năm 2005 vào năm nào?").
+        found = [d for d in found if fold(d.group(0).strip()) not in fold(question)] or found
+        if not found:
+            return ""
+        # Of several dates, the one next to the question's words (the first of equals).
+        date = max(found, key=lambda d: len(asked & _next_to(sentence, d.start(), d.end()))).group(0).strip()
         if GRANULARITY[0][0].search(fold(question)) and not _DAY_OR_MONTH.search(fold(question)):
-            found = [_WITHIN_YEAR.sub("", d) for d in found]  # the year of "ngày 7 tháng 1 năm 1943"
-        return found[0] if found else ""
+            date = _WITHIN_YEAR.sub("", date)  # the year of "ngày 7 tháng 1 năm 1943"
+        return date
     if kind == "number":
         unit = set(asked_unit(question))
         if not unit:  # which of several numbers: rag.scoring.SentenceScorer.best_number learns it
@@ -431,6 +437,11 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
     if kind == "place":
         return _place(sentence, asked)
     return ""
+
+
+def _next_to(sentence: str, start: int, end: int, n: int = 3) -> set[str]:
+    """The folded words within ``n`` of a span of ``sentence``, either side."""
+    return {fold(w) for w in words(sentence[:start])[-n:] + words(sentence[end:])[:n]}
 
 
 def number_spans(sentence: str) -> list[tuple[int, int, str]]:

@@ -146,6 +146,12 @@ def test_a_day_is_asked_by_ngay_nao_and_must_date_the_event_asked_about():
                            ("Cuối tháng 10, chính phủ bày tỏ sự ủng hộ.", "Cuối tháng 10"),
                            ("Ông phát biểu tại Mumbai, 26 tháng 9 năm 1896.", "26 tháng 9 năm 1896")]:
         assert short_answer("date", sentence, "Việc đó diễn ra khi nào?") == date
+    # Of several dates, the one next to the question's words, never one the question gives.
+    sentence = "Năm 1773, Scheele phát hiện oxi tại Uppsala; Joseph Priestley ghi nhận nó vào năm 1774."
+    assert short_answer("date", sentence, "Joseph Priestley ghi nhận oxi vào năm nào?") == "năm 1774"
+    assert short_answer("date", sentence, "Scheele phát hiện oxi vào năm nào?") == "Năm 1773"
+    assert short_answer("date", "Năm 2010 có đợt hạn hán cực đoan hơn đợt hạn hán năm 2005.",
+                        "Đợt hạn hán cực đoan hơn năm 2005 là năm nào?") == "Năm 2010"
     # A date that opens the sentence is written with a capital letter.
     assert short_answer("date", "Năm 2010, Lee trở thành chủ tịch.", "Lee trở thành chủ tịch khi nào?") == "Năm 2010"
     assert short_answer("date", "Ngày 8 tháng 10, Lee trở thành chủ tịch.",
