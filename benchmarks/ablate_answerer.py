@@ -90,6 +90,9 @@ RULES = {
                                (("rag.question._place", lambda sentence, asked: ""),)),
     "a number ahead of its unit": ("\"230 triệu USD cổ phần\" answers \"bao nhiêu cổ phần\"",
                                    (("rag.question._number_before_unit", lambda sentence, unit, dates: ""),)),
+    "the date next to the question's words": ("of a sentence's several dates, the one within three words of "
+                                              "the question's words answers, not the first",
+                                              (("rag.question._next_to", lambda sentence, start, end, n=3: set()),)),
     "whole phrases": ("a short answer is a whole phrase of pyvi's words, never a piece of a number",
                       (("rag.answer.constituent", lambda sentence, span: span),)),
 }
