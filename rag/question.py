@@ -375,6 +375,17 @@ def constituent(sentence: str, span: str) -> str:
     return _whole_phrase(sentence[whole[0][0]:whole[-1][1]])
 
 
+# How near a figure is to the truth is part of it: "khoảng 22 . 000 loài", "hơn 15 %".
+_QUALIFIER = re.compile(r"(?:khoảng|hơn|gần|trên|dưới|xấp xỉ|chừng|ít nhất|gấp|hàng|\$)\s+$", re.I)
+
+
+def with_qualifier(sentence: str, span: str) -> str:
+    """A number ``span`` of ``sentence`` with the word before it that qualifies it, if any."""
+    at = sentence.find(span)
+    found = _QUALIFIER.search(sentence[max(0, at - 12):at]) if span and at >= 0 else None
+    return f"{found.group(0)}{span}" if found else span
+
+
 # Words that end no answer: a phrase cut after one of them is a fragment. With their diacritics:
 # folded, "tử" (in "hoàng tử") would be "từ".
 _FUNCTION_WORDS = set("ở tại của và với cho các những một được đã là có không thì mà trong về đến từ này đó "

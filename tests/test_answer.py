@@ -7,7 +7,7 @@ from conftest import ARGENTINA, CUBA
 from rag.answer import (MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND, ExtractiveAnswerer, Final,
                         Sources, TextDelta, _clip)
 from rag.question import (article_field, asked_unit, constituent, dates_event, english_role, named_terms, person_by_verb,
-                          question_kind, short_answer, spelled_like)
+                          question_kind, short_answer, spelled_like, with_qualifier)
 from rag.retrieval import Retriever
 from rag.text import query_terms
 
@@ -72,6 +72,14 @@ def test_a_number_of_spaced_text_keeps_its_separators():
     assert short_answer("number", sentence, "dân số còn bao nhiêu người ?") == "27 . 100 người"
     assert short_answer("number", sentence, "ông giành bao nhiêu phần trăm phiếu bầu ?") == "25 . 85 % phiếu bầu"
     assert short_answer("number", "Hà Nội tặng 2000 tấn gạo. 1878 . đức", "bao nhiêu tấn?") == "2000 tấn gạo"
+
+
+def test_a_number_keeps_the_word_that_says_how_near_it_is():
+    assert with_qualifier("Có khoảng 22 . 000 loài kiến.", "22 . 000 loài") == "khoảng 22 . 000 loài"
+    assert with_qualifier("Nhập cư chiếm hơn 15 % GDP.", "15 % GDP") == "hơn 15 % GDP"
+    assert with_qualifier("Hợp đồng trị giá $ 250 triệu.", "250 triệu") == "$ 250 triệu"
+    assert with_qualifier("Hà Nội tặng 2000 tấn gạo.", "2000 tấn gạo") == "2000 tấn gạo"
+    assert with_qualifier("Không có số.", "") == ""
 
 
 def test_a_number_a_few_words_ahead_of_the_thing_counted_answers():
