@@ -333,8 +333,9 @@ YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
 # (what the folded question asks, what a date span must hold, bare spans that answer otherwise)
 _DAY_OR_MONTH = re.compile(r"\b(?:ngay|thang) nam nao\b")  # "vào ngày tháng năm nào" asks for the whole date
 _WITHIN_YEAR = re.compile(r"^.*\btháng \d{1,2},? (?=năm \d{4})", re.I)  # the day and month before a year
+_ASKS_YEAR = re.compile(r"\b(?:" + _WHICH_YEAR + r")\b")
 GRANULARITY = [
-    (re.compile(r"\b(?:" + _WHICH_YEAR + r")\b"), YEAR, YEAR),
+    (_ASKS_YEAR, YEAR, YEAR),
     (re.compile(r"\b(?:thang nao|which month)\b"), re.compile(r"tháng|/\d{1,2}\b", re.I), None),
     (re.compile(r"\b(?:ngay nao|ngay bao nhieu|what date|which day)\b"), re.compile(r"ngày|/\d{1,2}\b", re.I),
      re.compile(r"ngày \d{1,2}(?: tháng \d{1,2})?(?:,? năm \d{4})?", re.I)),
@@ -412,7 +413,7 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
             return ""
         # Of several dates, the one next to the question's words (the first of equals).
         date = max(found, key=lambda d: len(asked & _next_to(sentence, d.start(), d.end()))).group(0).strip()
-        if GRANULARITY[0][0].search(fold(question)) and not _DAY_OR_MONTH.search(fold(question)):
+        if _ASKS_YEAR.search(fold(question)) and not _DAY_OR_MONTH.search(fold(question)):
             date = _WITHIN_YEAR.sub("", date)  # the year of "ngày 7 tháng 1 năm 1943"
         return date
     if kind == "number":
