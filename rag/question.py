@@ -108,6 +108,10 @@ _COUNTED = {unit for units in _UNIT_WORDS.values() for unit in units if " " not 
     "chiec", "cai", "con", "doan", "dot", "cuoc", "lan", "nghin", "tram", "truong", "quan", "thu", "vong"}
 
 
+# Words that can follow "bao nhiêu" but count nothing: the thing counted ends before them.
+_NOT_UNIT = {"vao", "suot", "vi", "ke", "tren", "duoi", "sau", "truoc", "moi", "nam nay", "hien nay"}
+
+
 def _few(question: str) -> tuple[list[str], list[str]] | None:
     """The folded words before and after the "mấy" a question asks with ("có mấy cuộc xung đột",
     "quận mấy", "ha noi tang may tan gao"), or None."""
@@ -140,8 +144,12 @@ def _asked_unit(question: str) -> tuple[str, ...]:
                       r")\s+((?:[^\W\d_][\w~]*\s?){1,2})", fold(segment_words(question)).replace("_", "~"))
     if not match:
         return ()
-    asked = [w.replace("~", " ") for w in match.group(1).split()]
-    asked = [w for w in asked if w not in STOPWORDS]
+    asked = []
+    for word in (w.replace("~", " ") for w in match.group(1).split()):
+        if word in _NOT_UNIT or (word in STOPWORDS and word not in _TIME_UNITS):
+            break  # "là bao nhiêu vào năm 2014", "bao nhiêu kể từ": what is counted came before
+        if word != "so":  # "bao nhiêu số ghế" counts seats; "bao nhiêu so với" nothing
+            asked.append(word)
     english = is_english(question)
     return tuple(dict.fromkeys(unit for w in asked for unit in sorted(
         _UNIT_WORDS.get(w, set(in_vietnamese(w)) if english else {w}))))

@@ -57,6 +57,13 @@ def test_asked_unit():
     assert asked_unit("Ông cưới vợ lúc mấy tuổi?") == ["tuoi"]
     assert asked_unit("Tour de France kết thúc vào tháng mấy hằng năm?") == ["thang"]
     assert asked_unit("Columbus tìm thấy Puerto Rico trong chuyến viễn chinh lần thứ mấy?") == ["thu", "lan"]
+    # What follows "bao nhiêu" is counted only up to a word that counts nothing.
+    assert asked_unit("Dân số của Hà Nội là bao nhiêu vào năm 2014?") == []
+    assert asked_unit("GDP tăng bao nhiêu kể từ năm 2002?") == []
+    assert asked_unit("Số người thiệt mạng tăng bao nhiêu vì lệnh trừng phạt?") == []
+    assert asked_unit("Đề xuất quy định bao nhiêu giờ làm việc mỗi tuần?") == ["gio", "lam viec"]
+    assert asked_unit("Liên minh giành được bao nhiêu số ghế?") == ["ghe"]
+    assert asked_unit("Rừng Amazon chiếm bao nhiêu so với thế giới?") == []
 
 
 def test_numbers_answer_only_next_to_the_unit_asked_for():
