@@ -19,8 +19,8 @@ import numpy as np
 
 from .index import Hit
 from .question import (article_field, asked_unit, asks_who_led_or_met, constituent, dates_event, first_person,
-                       holds_post, named_terms, needs_short_answer, person_by_verb, post_asked, question_kind,
-                       short_answer, spelled_like, with_qualifier)
+                       holds_post, named_terms, needs_short_answer, number_phrase, person_by_verb, post_asked,
+                       question_kind, short_answer, spelled_like, with_qualifier)
 from .retrieval import Retriever
 from .scoring import FEATURES, Candidate, SentenceScorer, features, load_scorer
 from .text import (STOPWORDS, content_terms, content_words, fold, in_vietnamese, is_english, is_vietnamese,
@@ -298,7 +298,7 @@ class ExtractiveAnswerer:
             found = short_answer(kind, best.sentence, question)
         short = constituent(best.sentence, found)
         if kind == "number":
-            short = with_qualifier(best.sentence, short)
+            short = with_qualifier(best.sentence, number_phrase(best.sentence, short))
         lead = f"{short}. " if short else ""
         evidence = _clip(best.sentence, short, content_terms(question),
                          MAX_ANSWER_CHARS - len(lead) - len(" [1]"))

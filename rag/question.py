@@ -11,7 +11,7 @@ import re
 from typing import Iterator
 
 from .text import (STOPWORDS, content_terms, fold, in_vietnamese, is_english, is_vietnamese, near_spellings,
-                   one_letter_less, segment_words, word_spans, words)
+                   one_letter_less, segment_words, word_spans, word_tags, words)
 
 # --------------------------------------------------------------------------- question analysis
 
@@ -382,6 +382,31 @@ def constituent(sentence: str, span: str) -> str:
     if not whole:
         return ""
     return _whole_phrase(sentence[whole[0][0]:whole[-1][1]])
+
+
+# pyvi's tags of the words a number phrase may hold: numerals, nouns (units, classifiers, names),
+# and the punctuation between a number's digits ("22 . 000").
+_NUMBER_PHRASE_TAGS = {"M", "N", "Nc", "Nu", "Ny", "Nb", "Np", "F"}
+_COUNTS = re.compile(r"[\d.,]*\d[\d.,%]*|" + _NUMBER_WORDS + r"|tư|năm|lăm|mươi|chục|vạn|tỉ|rưỡi|nửa", re.I)  # a syllable
+
+
+def number_phrase(sentence: str, span: str) -> str:
+    """A number ``span`` of ``sentence`` up to the last of the numerals and nouns that follow its
+    first numeral, by pyvi's tags: "90 . 000 người" of "90 . 000 người mỗi", "183 . 007 người" of
+    "183 . 007 người sống", "18 %" of "18 % so". Unchanged without tags (no diacritics)."""
+    at = sentence.find(span)
+    tagged = [(a, b, tag) for a, b, tag in word_tags(sentence) if at >= 0 and a >= at and b <= at + len(span)]
+    numeral = next((i for i, (_, _, tag) in enumerate(tagged) if tag == "M"), None)
+    if numeral is None:
+        return span
+    end = numeral
+    for i in range(numeral, len(tagged)):
+        a, b, tag = tagged[i]
+        if tag not in _NUMBER_PHRASE_TAGS or (tag == "M" and not all(map(_COUNTS.fullmatch, sentence[a:b].split()))):
+            break  # not "mỗi", "các", which pyvi tags as numerals too
+        if tagged[i][2] != "F":
+            end = i
+    return sentence[at:tagged[end][1]]
 
 
 # How near a figure is to the truth is part of it: "khoảng 22 . 000 loài", "hơn 15 %".

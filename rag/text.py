@@ -146,8 +146,26 @@ def segment_words(text: str) -> str:
 def word_spans(text: str) -> list[tuple[int, int]]:
     """The character spans of ``text``'s words as pyvi segments them ("trao tặng" is one word,
     "2.000" another); for text without diacritics, its runs of non-space characters."""
+    return _spans(text, segment_words(text).split())
+
+
+def word_tags(text: str) -> list[tuple[int, int, str]]:
+    """``text``'s words as pyvi segments them, each with its part-of-speech tag (pyvi's
+    ViPosTagger: ``N`` noun, ``Nu`` unit, ``M`` numeral, ``V`` verb, ``F`` punctuation …), as
+    ``(start, end, tag)``; none for text without diacritics, which pyvi cannot segment."""
+    if not is_vietnamese(text):
+        return []
+    from pyvi import ViPosTagger
+
+    tokens = segment_words(text).split()
+    tags = ViPosTagger.postagging_tokens(tokens)[1]
+    spans = _spans(text, tokens)
+    return [(a, b, tag) for (a, b), tag in zip(spans, tags)] if len(spans) == len(tags) else []
+
+
+def _spans(text: str, tokens: list[str]) -> list[tuple[int, int]]:
     spans, cursor = [], 0
-    for word in segment_words(text).split():
+    for word in tokens:
         start = end = -1
         for syllable in word.split("_"):  # "_" joins the syllables of one word
             found = text.find(syllable, cursor)

@@ -6,8 +6,8 @@ from conftest import ARGENTINA, CUBA
 
 from rag.answer import (MAX_ANSWER_CHARS, MORE_SENTENCES, NOT_FOUND, ExtractiveAnswerer, Final,
                         Sources, TextDelta, _clip)
-from rag.question import (article_field, asked_unit, constituent, dates_event, english_role, named_terms, person_by_verb,
-                          question_kind, short_answer, spelled_like, with_qualifier)
+from rag.question import (article_field, asked_unit, constituent, dates_event, english_role, named_terms, number_phrase,
+                          person_by_verb, question_kind, short_answer, spelled_like, with_qualifier)
 from rag.retrieval import Retriever
 from rag.text import query_terms
 
@@ -64,6 +64,17 @@ def test_asked_unit():
     assert asked_unit("Đề xuất quy định bao nhiêu giờ làm việc mỗi tuần?") == ["gio", "lam viec"]
     assert asked_unit("Liên minh giành được bao nhiêu số ghế?") == ["ghe"]
     assert asked_unit("Rừng Amazon chiếm bao nhiêu so với thế giới?") == []
+
+
+def test_a_number_phrase_ends_with_the_numerals_and_nouns_after_its_number():
+    assert number_phrase("Tử vong tăng thêm 90 . 000 người mỗi năm.", "90 . 000 người mỗi") == "90 . 000 người"
+    assert number_phrase("Có 183 . 007 người sống tại tỉnh Nam.", "183 . 007 người sống") == "183 . 007 người"
+    assert number_phrase("Cao hơn 18% so với năm trước.", "18% so") == "18%"
+    assert number_phrase("Hà Nội tặng 2000 tấn gạo cho La Habana.", "2000 tấn gạo") == "2000 tấn gạo"
+    assert number_phrase("Có tới 37 cây cầu bắc qua sông.", "37 cây cầu") == "37 cây cầu"
+    assert number_phrase("Anh chơi trận chung kết ở tuổi 39.", "tuổi 39") == "tuổi 39"
+    assert number_phrase("Có hai mươi lăm người đi.", "hai mươi lăm người đi") == "hai mươi lăm người"
+    assert number_phrase("co 39 gio moi tuan", "39 gio moi") == "39 gio moi"  # no tags without diacritics
 
 
 def test_numbers_answer_only_next_to_the_unit_asked_for():

@@ -3,7 +3,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.text import content_words, fold, fold_slowly, is_english, normalize, split_sentences, word_spans, words
+from rag.text import content_words, fold, fold_slowly, is_english, normalize, split_sentences, word_spans, word_tags, words
 
 
 def test_normalize_makes_nfd_and_nfc_equal():
@@ -100,9 +100,18 @@ def test_word_spans_are_pyvi_words_in_the_text():
         "Đoàn", "đã", "trao tặng", "2.000", "tấn", "gạo", "cho", "thành phố", "La Habana", "."]
 
 
+def test_word_tags_are_pyvi_parts_of_speech_of_its_words():
+    text = "Hà Nội tặng 2000 tấn gạo cho La Habana."
+    assert [(text[a:b], tag) for a, b, tag in word_tags(text)] == [
+        ("Hà Nội", "Np"), ("tặng", "V"), ("2000", "M"), ("tấn", "Nu"), ("gạo", "N"), ("cho", "E"),
+        ("La Habana", "Np"), (".", "F")]
+    assert word_tags("ha noi tang 2000 tan gao") == []  # without diacritics pyvi cannot segment it
+
+
 @given(st.text(alphabet="aăâeêioôơuưyđ àáảãạằắẳẵặềếểễệ.,0123456789ĐHN", max_size=60))
 def test_word_spans_are_ordered_disjoint_and_trimmed(text):
     spans = word_spans(text)
+    assert [(a, b) for a, b, _ in word_tags(text)] in ([], spans)
     assert all(0 <= a < b <= len(text) for a, b in spans)
     assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
     assert all(text[a:b] == text[a:b].strip() for a, b in spans)
