@@ -88,7 +88,7 @@ def holds_post(sentence: str, person: str) -> bool:
                for title in _TITLES)
 
 
-_TIME_UNITS = {"giay", "phut", "gio", "ngay", "tuan", "thang", "nam"}
+_TIME_UNITS = {"giay", "phut", "gio", "ngay", "tuan", "thang", "nam", "thap ky", "thap nien", "the ky"}
 # What an English question counts, in the (folded) words Vietnamese articles use; and Vietnamese
 # words for a kind of quantity, by the units that measure it.
 _UNIT_WORDS = {
@@ -98,7 +98,7 @@ _UNIT_WORDS = {
     "members": {"thanh", "nguoi"}, "times": {"lan"}, "percent": {"phan", "%"}, "points": {"diem"},
     "votes": {"phieu"}, "khoi": {"tan", "kg", "kilogam", "gam", "ta", "yen"},
     "dien": {"ha", "hecta", "km2", "m2", "mau"}, "tien": {"dong", "usd", "euro", "ty", "trieu", "do la"},
-    "tuoi": {"tuoi"}, "games": {"tran"}, "countries": {"nuoc", "quoc"}, "dollars": {"usd", "do la"}, "do la": {"usd", "do la"},
+    "tuoi": {"tuoi"}, "games": {"tran"}, "countries": {"nuoc", "quoc"}, "quoc gia": {"quoc gia", "nuoc"}, "dollars": {"usd", "do la"}, "do la": {"usd", "do la"},
 }
 
 

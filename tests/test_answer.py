@@ -78,6 +78,10 @@ def test_a_number_phrase_ends_with_the_numerals_and_nouns_after_its_number():
 
 
 def test_numbers_answer_only_next_to_the_unit_asked_for():
+    # A kind of quantity is answered by its units, a country by "nước" as by "quốc gia".
+    assert short_answer("number", "Sự nghiệp kéo dài một thập kỷ.", "Ông dành bao nhiêu thời gian?") == "một thập kỷ"
+    sentence = "Lực lượng từ 34 nước tham gia."
+    assert number_phrase(sentence, short_answer("number", sentence, "Từ bao nhiêu quốc gia?")) == "34 nước"
     assert short_answer("number", "Anh chơi trận chung kết ở tuổi 39.", "Anh bao nhiêu tuổi?") == "tuổi 39"
     assert short_answer("number", "Hà Nội tặng 2000 tấn gạo.", "How many tonnes of rice?") == "2000 tấn gạo"
     # "hai Thủ đô" is two capitals, not a sum of money
