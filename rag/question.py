@@ -98,7 +98,8 @@ _UNIT_WORDS = {
     "members": {"thanh", "nguoi"}, "times": {"lan"}, "percent": {"phan", "%"}, "points": {"diem"},
     "votes": {"phieu"}, "khoi": {"tan", "kg", "kilogam", "gam", "ta", "yen"},
     "dien": {"ha", "hecta", "km2", "m2", "mau"}, "tien": {"dong", "usd", "euro", "ty", "trieu", "do la"},
-    "tuoi": {"tuoi"}, "games": {"tran"}, "countries": {"nuoc", "quoc"}, "quoc gia": {"quoc gia", "nuoc"}, "dollars": {"usd", "do la"}, "do la": {"usd", "do la"},
+    "tuoi": {"tuoi"}, "games": {"tran"}, "countries": {"nuoc", "quoc"}, "quoc gia": {"quoc gia", "nuoc"},
+    "dollars": {"usd", "do la"}, "do la": {"usd", "do la"},
 }
 
 
@@ -404,7 +405,7 @@ def number_phrase(sentence: str, span: str) -> str:
         a, b, tag = tagged[i]
         if tag not in _NUMBER_PHRASE_TAGS or (tag == "M" and not all(map(_COUNTS.fullmatch, sentence[a:b].split()))):
             break  # not "mỗi", "các", which pyvi tags as numerals too
-        if tagged[i][2] != "F":
+        if tag != "F":
             end = i
     return sentence[at:tagged[end][1]]
 
