@@ -66,8 +66,9 @@ RULES = {
                              (("rag.question._few", lambda question: None),)),
     "pyvi's words for the unit": ("the thing counted is a segmented word (\"đô la\"), not each syllable",
                                   (("rag.question.segment_words", lambda text: text),)),
-    "who-led-or-met preference": ("who led / whom the delegation met prefers a sentence naming that person",
-                               (("rag.answer.VERB_RATIO", 2.0),)),
+    "who-led-or-met preference": ("who led / whom the delegation met / who hosted it prefers a sentence naming "
+                                  "that person",
+                                  (("rag.answer.VERB_RATIO", 2.0),)),
     "a named person's post": ("\"Nguyễn Thị Tuyến giữ chức vụ gì?\", \"Bà … là ai?\" prefers a sentence "
                               "attaching a title to the name",
                               (("rag.answer.holds_post", lambda sentence, person: False),)),
@@ -85,6 +86,9 @@ RULES = {
     "the person the verb points at": ("\"Đoàn hội kiến ai?\" leads with the name after the verb, "
                                       "\"Ai dẫn đầu?\" with the one before it",
                                       (("rag.question.person_by_verb", lambda sentence, question, asked: ""),)),
+    "no name but the verb's": ("who led, was met or hosted is named only by a sentence saying so, never by its "
+                               "first name",
+                               (("rag.question.asks_who_led_or_met", lambda question: False),)),
     "the place after tại / ở": ("a place question leads with the place after \"tại\" / \"ở\" "
                                "nearest the question's words",
                                (("rag.question._place", lambda sentence, asked: ""),)),

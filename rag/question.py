@@ -479,6 +479,8 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
             return _name_for_role(sentence, role, asked)
         if not is_vietnamese(question) and _names_who_is_asked(sentence, question):
             return ""  # "arturo ayala la ai": the sentence alone, as for "Arturo Ayala là ai?"
+        if asks_who_led_or_met(question):  # a sentence not saying who did it names nobody who did
+            return person_by_verb(sentence, question, asked)
         return person_by_verb(sentence, question, asked) or first_person(sentence, asked)
     if kind == "place":
         return _place(sentence, asked)
@@ -560,54 +562,66 @@ def _names(sentence: str, asked: set[str]) -> Iterator[str]:
 
 # Verbs of meeting someone in reports of official visits, folded.
 _MEETING = ("gap", "hoi kien", "lam viec voi", "hoi dam voi", "tiep xuc voi", "tiep kien")
+# Verbs of welcoming a delegation, whose subject is its host, folded.
+_WELCOMING = ("chao don", "don tiep", "tiep don", "don")
 
 
 # English verbs of questions about visits, as the (folded) Vietnamese phrases for them.
-_ENGLISH_VERBS = {"meet": _MEETING, "met": _MEETING, "receive": _MEETING, "received": _MEETING,
+_ENGLISH_VERBS = {"meet": _MEETING, "met": _MEETING, "work": _MEETING, "worked": _MEETING,
+                  "receive": _WELCOMING, "received": _WELCOMING, "welcomed": _WELCOMING, "hosted": _WELCOMING,
                   "led": ("dan dau", "lam truong doan"), "lead": ("dan dau", "lam truong doan"),
                   "headed": ("dan dau", "lam truong doan")}
 
 
 @functools.lru_cache(maxsize=64)  # asked for each candidate sentence of one question
-def _asked_verb(question: str) -> tuple[bool, list[list[str]]]:
-    """Whether the question asks for the subject of its verb (or its object), and the verb
-    phrases to look for (read-only: the result is shared): "Ai dẫn đầu đoàn?" -> subject, "dẫn
-    đầu"; "Đoàn gặp ai?" -> object, "gặp" or another verb of meeting; "Who did the delegation
-    meet?" -> object, the same."""
+def _asked_verb(question: str) -> tuple[tuple[bool, tuple[str, ...]], ...]:
+    """The verb phrases to look for, each with whether the question asks for its subject (or
+    its object): "Ai dẫn đầu đoàn?" -> the subject of "dẫn đầu"; "Đoàn gặp ai?" -> the object of
+    "gặp" or another verb of meeting; "Who did the delegation meet?" -> the same; "Ai đón tiếp
+    đoàn?" -> the host: the subject of a verb of welcoming, else whom the delegation met."""
     if _HEADED.search(fold(question)) or re.search(r"\b(?:led|headed)\b", question.lower()):
-        return True, [list(p) for p in _HEADING]
+        return _pairs(True, _HEADING)
     if is_english(question):
         asked = [w.lower() for w in words(question)]
         verb = next((w for w in asked if w in _ENGLISH_VERBS), "")
         at = next((i for i, w in enumerate(asked) if w in ("who", "whom", "which")), None)  # "In Peru? (Who …)"
         if not verb or at is None:
-            return False, []
-        return asked[at:at + 2] == ["who", verb], [p.split() for p in _ENGLISH_VERBS[verb]]
-    asked = [fold(w) for w in words(question)]
-    if "ai" not in asked:
-        return False, []
-    at = asked.index("ai")
-    start = at - 1 if at and asked[at - 1] == "nhung" else at  # "gặp những ai": the verb is "gặp"
-    subject = start == 0 or asked[:start] == ["la"]
-    verb = asked[at + 1:at + 3] if subject else asked[max(0, start - 2):start]
-    verb = [w for w in verb if w not in STOPWORDS] if subject else verb
-    if not verb or all(w in STOPWORDS for w in verb):
-        return subject, []
-    # The whole verb phrase if the sentence has it, else its last word ("gặp"), else another
-    # verb of meeting ("làm việc với", "hội kiến").
-    phrases = [verb, verb[-1:]] if len(verb) > 1 and verb[-1] not in STOPWORDS else [verb]
-    if not subject and any(" ".join(p) in _MEETING for p in phrases):
-        phrases += [m.split() for m in _MEETING]
-    return subject, phrases
+            return ()
+        subject, phrases = asked[at:at + 2] == ["who", verb], [p.split() for p in _ENGLISH_VERBS[verb]]
+        hosted = subject and _ENGLISH_VERBS[verb] is _WELCOMING  # "Who received the delegation?"
+    else:
+        asked = [fold(w) for w in words(question)]
+        if "ai" not in asked:
+            return ()
+        at = asked.index("ai")
+        start = at - 1 if at and asked[at - 1] == "nhung" else at  # "gặp những ai": the verb is "gặp"
+        subject = start == 0 or asked[:start] == ["la"]
+        verb = asked[at + 1:at + 3] if subject else asked[max(0, start - 2):start]
+        verb = [w for w in verb if w not in STOPWORDS] if subject else verb
+        if not verb or all(w in STOPWORDS for w in verb):
+            return ()
+        # The whole verb phrase if the sentence has it, else its last word ("gặp"), else another
+        # verb of meeting ("làm việc với", "hội kiến").
+        phrases = [verb, verb[-1:]] if len(verb) > 1 and verb[-1] not in STOPWORDS else [verb]
+        if not subject and any(" ".join(p) in _MEETING for p in phrases):
+            phrases += [m.split() for m in _MEETING]
+        hosted = subject and any(" ".join(p) in _WELCOMING for p in phrases + [verb[:1]])  # "Ai đón đoàn?"
+    if hosted:
+        return _pairs(True, _WELCOMING) + _pairs(False, _MEETING)
+    return _pairs(subject, phrases)
+
+
+def _pairs(subject: bool, phrases) -> tuple[tuple[bool, tuple[str, ...]], ...]:
+    """``(subject, phrase)`` for each phrase (a string or its words)."""
+    return tuple((subject, tuple(p.split() if isinstance(p, str) else p)) for p in phrases)
 
 
 def asks_who_led_or_met(question: str) -> bool:
-    """Whether the question asks who led a delegation or whom it met ("Ai dẫn đầu đoàn?", "Đoàn
-    hội kiến ai?", "Who did the delegation meet?"): the verbs whose subject or object is the
-    person asked in reports of official visits."""
-    _, phrases = _asked_verb(question)
-    known = {tuple(p) for p in _HEADING} | {tuple(m.split()) for m in _MEETING}
-    return any(tuple(p) in known for p in phrases)
+    """Whether the question asks who led a delegation, whom it met or who welcomed it ("Ai dẫn
+    đầu đoàn?", "Đoàn hội kiến ai?", "Who did the delegation meet?", "Ai đón tiếp đoàn?"): the
+    verbs whose subject or object is the person asked in reports of official visits."""
+    known = set(_HEADING) | {tuple(m.split()) for m in _MEETING + _WELCOMING}
+    return any(phrase in known for _, phrase in _asked_verb(question))
 
 
 _SEVERAL = re.compile(r"\bnhung ai\b")  # "những ai" asks for everyone
@@ -619,12 +633,13 @@ SUBJECT_WINDOW = 24
 def person_by_verb(sentence: str, question: str, asked: set[str]) -> str:
     """Who the question's verb points at: "Đoàn đã hội kiến ai?" -> the first name after
     "hội kiến" in the sentence; "Ai dẫn đầu đoàn?" -> the last name before "dẫn đầu"."""
-    subject, phrases = _asked_verb(question)
     tokens = sentence.split()
     folded = [" ".join(fold(w) for w in words(t)) for t in tokens]
-    for phrase in phrases:
+    for subject, phrase in _asked_verb(question):
         for i in range(len(folded) - len(phrase) + 1):
-            if folded[i:i + len(phrase)] == phrase:
+            if tuple(folded[i:i + len(phrase)]) == phrase:
+                if i and tokens[i - 1].lower() == "sự":
+                    continue  # "sự đón tiếp" is a noun: who thanks for it did not welcome
                 if subject:
                     found = list(_names(" ".join(tokens[max(0, i - SUBJECT_WINDOW):i]) + " ,", asked))
                     return found[-1] if found else ""

@@ -130,6 +130,20 @@ def test_the_one_met_is_named_in_the_same_clause_as_the_verb():
     assert person_by_verb(sentence, "Đoàn Hà Nội gặp ai ở Argentina?", set()) == ""
 
 
+def test_the_host_welcomed_the_delegation_or_is_whom_it_met():
+    welcomed = "Đồng chí Luis Antonio Torres Iríbar, Bí thư thứ nhất Thành ủy La Habana bày tỏ vui mừng chào đón Đoàn."
+    thanked = "Phó Bí thư Nguyễn Thị Tuyến cảm ơn sự đón tiếp trọng thị mà lãnh đạo Thành ủy La Habana dành cho Đoàn."
+    met = "Đoàn đã có buổi hội kiến Tổng Bí thư Đảng Cộng sản Argentina Victor Gorodeki Kot."
+    for question in ("Ai đón tiếp đoàn Hà Nội?", "Ai đã đón đoàn?", "ai don tiep doan ha noi",
+                     "Who received the Hanoi delegation?", "Who welcomed the delegation?"):
+        assert person_by_verb(welcomed, question, set()) == "Luis Antonio Torres Iríbar", question
+        assert person_by_verb(thanked, question, set()) == "", question  # "sự đón tiếp" is a noun
+        assert person_by_verb(met, question, set()) == "Victor Gorodeki Kot", question
+        # A sentence that does not say who welcomed or met the delegation names nobody for it.
+        assert short_answer("person", thanked, question) == "", question
+    assert person_by_verb(met, "Who did the delegation work with?", set()) == "Victor Gorodeki Kot"
+
+
 def test_person_questions_follow_the_verb_asked_about():
     sentence = ("Đoàn do Phó Bí thư Ngô Thị Thanh Hằng dẫn đầu đã hội kiến Tổng Bí thư Đảng Cộng sản "
                 "Argentina Victor Gorodeki Kot.")
