@@ -86,9 +86,6 @@ RULES = {
     "the person the verb points at": ("\"Đoàn hội kiến ai?\" leads with the name after the verb, "
                                       "\"Ai dẫn đầu?\" with the one before it",
                                       (("rag.question.person_by_verb", lambda sentence, question, asked: ""),)),
-    "no name but the verb's": ("who led, was met or hosted is named only by a sentence saying so, never by its "
-                               "first name",
-                               (("rag.question.asks_who_led_or_met", lambda question: False),)),
     "the place after tại / ở": ("a place question leads with the place after \"tại\" / \"ở\" "
                                "nearest the question's words",
                                (("rag.question._place", lambda sentence, asked: ""),)),

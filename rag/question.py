@@ -479,8 +479,6 @@ def _short_answer(kind: str, sentence: str, question: str) -> str:
             return _name_for_role(sentence, role, asked)
         if not is_vietnamese(question) and _names_who_is_asked(sentence, question):
             return ""  # "arturo ayala la ai": the sentence alone, as for "Arturo Ayala là ai?"
-        if asks_who_led_or_met(question):  # a sentence not saying who did it names nobody who did
-            return person_by_verb(sentence, question, asked)
         return person_by_verb(sentence, question, asked) or first_person(sentence, asked)
     if kind == "place":
         return _place(sentence, asked)
