@@ -618,8 +618,10 @@ def asks_who_led_or_met(question: str) -> bool:
     """Whether the question asks who led a delegation, whom it met or who welcomed it ("Ai dẫn
     đầu đoàn?", "Đoàn hội kiến ai?", "Who did the delegation meet?", "Ai đón tiếp đoàn?"): the
     verbs whose subject or object is the person asked in reports of official visits."""
-    known = set(_HEADING) | {tuple(m.split()) for m in _MEETING + _WELCOMING}
-    return any(phrase in known for _, phrase in _asked_verb(question))
+    return any(phrase in _VISIT_VERBS for _, phrase in _asked_verb(question))
+
+
+_VISIT_VERBS = set(_HEADING) | {tuple(m.split()) for m in _MEETING + _WELCOMING}
 
 
 _SEVERAL = re.compile(r"\bnhung ai\b")  # "những ai" asks for everyone
